@@ -1,0 +1,1 @@
+"""Offline replay, metrics, plots and reports."""

@@ -1,0 +1,1 @@
+"""Fusion of GNSS, IMU, wheel speed and visual fixes (GTSAM factor graph)."""

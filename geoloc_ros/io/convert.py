@@ -1,0 +1,272 @@
+"""ROS messages <-> core types, both ways, for rosbags and rclpy messages alike.
+
+Reading validates: NaN, impossible covariances and malformed fields raise
+`InputRejected` with a reason slug; "not reported" conventions of the message
+definitions become `None` (Imu: covariance[0] == -1 or all zeros; NavSatFix:
+COVARIANCE_TYPE_UNKNOWN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from geoloc_ros.errors import InputRejected
+from geoloc_ros.geo.covariance import check_covariance
+from geoloc_ros.geo.quaternion import matrix_from_xyzw, normalized_xyzw
+from geoloc_ros.io.msgtypes import MessageTypes
+from geoloc_ros.timeutil import s_to_stamp, stamp_to_s
+from geoloc_ros.types import (
+    CovarianceType,
+    GnssFix,
+    GnssStatus,
+    ImuSample,
+    NavState,
+    PoseFix,
+)
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def stamp_of(msg: Any) -> float:
+    """Header stamp of a message in float seconds."""
+    return stamp_to_s(int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
+
+
+def _header(types: MessageTypes, t_s: float, frame_id: str) -> Any:
+    sec, nanosec = s_to_stamp(t_s)
+    Time = types.get("builtin_interfaces/msg/Time")
+    return types.get("std_msgs/msg/Header")(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def _xyz(v: Any) -> np.ndarray:
+    return np.array([v.x, v.y, v.z], dtype=np.float64)
+
+
+def _finite(arr: np.ndarray, what: str) -> np.ndarray:
+    if not np.isfinite(arr).all():
+        raise InputRejected(f"{what} contains NaN or inf: {arr.tolist()}", "nan")
+    return arr
+
+
+def _vector3(types: MessageTypes, v: np.ndarray) -> Any:
+    return types.get("geometry_msgs/msg/Vector3")(x=float(v[0]), y=float(v[1]), z=float(v[2]))
+
+
+def _quat_msg(types: MessageTypes, q: np.ndarray) -> Any:
+    Q = types.get("geometry_msgs/msg/Quaternion")
+    return Q(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))
+
+
+def _pose_msg(types: MessageTypes, p: np.ndarray, q: np.ndarray) -> Any:
+    Point = types.get("geometry_msgs/msg/Point")
+    return types.get("geometry_msgs/msg/Pose")(
+        position=Point(x=float(p[0]), y=float(p[1]), z=float(p[2])), orientation=_quat_msg(types, q)
+    )
+
+
+def _imu_cov(values: Any, what: str) -> np.ndarray | None:
+    c = np.asarray(values, dtype=np.float64).reshape(-1)
+    if c.size != 9:
+        raise InputRejected(f"{what} must have 9 elements, got {c.size}", "shape")
+    if c[0] == -1.0 or (np.isfinite(c).all() and not c.any()):
+        return None
+    return check_covariance(c, 3, what)
+
+
+def _cov_field(cov: np.ndarray | None, n: int, unknown: float = 0.0) -> np.ndarray:
+    if cov is None:
+        out = np.zeros(n * n)
+        out[0] = unknown
+        return out
+    return np.asarray(cov, dtype=np.float64).reshape(-1).copy()
+
+
+# --- sensor_msgs/Imu -------------------------------------------------------------------
+
+
+def imu_from_msg(msg: Any) -> ImuSample:
+    """ImuSample of a sensor_msgs/Imu; NaN rates or accelerations reject the message."""
+    gyro = _finite(_xyz(msg.angular_velocity), "angular_velocity")
+    accel = _finite(_xyz(msg.linear_acceleration), "linear_acceleration")
+    cov_q = np.asarray(msg.orientation_covariance, dtype=np.float64).reshape(-1)
+    q_raw = np.array(
+        [msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w], float
+    )
+    q = None
+    cov_orientation = None
+    if cov_q.size and cov_q[0] != -1.0 and (np.isnan(q_raw).any() or q_raw.any()):
+        q = normalized_xyzw(_finite(q_raw, "orientation"))
+        cov_orientation = _imu_cov(cov_q, "orientation_covariance")
+    return ImuSample(
+        t_s=stamp_of(msg),
+        gyro_radps=gyro,
+        accel_mps2=accel,
+        frame_id=str(msg.header.frame_id),
+        q_xyzw=q,
+        cov_gyro_3x3=_imu_cov(msg.angular_velocity_covariance, "angular_velocity_covariance"),
+        cov_accel_3x3=_imu_cov(
+            msg.linear_acceleration_covariance, "linear_acceleration_covariance"
+        ),
+        cov_orientation_3x3=cov_orientation,
+    )
+
+
+def msg_from_imu(s: ImuSample, types: MessageTypes) -> Any:
+    """sensor_msgs/Imu of an ImuSample (orientation_covariance[0] = -1 when no orientation)."""
+    q = s.q_xyzw if s.q_xyzw is not None else np.array([0.0, 0.0, 0.0, 1.0])
+    return types.get("sensor_msgs/msg/Imu")(
+        header=_header(types, s.t_s, s.frame_id),
+        orientation=_quat_msg(types, q),
+        orientation_covariance=_cov_field(
+            s.cov_orientation_3x3, 3, unknown=-1.0 if s.q_xyzw is None else 0.0
+        ),
+        angular_velocity=_vector3(types, s.gyro_radps),
+        angular_velocity_covariance=_cov_field(s.cov_gyro_3x3, 3),
+        linear_acceleration=_vector3(types, s.accel_mps2),
+        linear_acceleration_covariance=_cov_field(s.cov_accel_3x3, 3),
+    )
+
+
+# --- sensor_msgs/NavSatFix ---------------------------------------------------------------
+
+
+def gnss_from_msg(msg: Any) -> GnssFix:
+    """GnssFix of a sensor_msgs/NavSatFix.
+
+    NO_FIX messages are kept (status NO_FIX; position may be NaN): an outage is
+    information. A fix claiming a position must have a finite, valid one.
+    """
+    status_raw = int(msg.status.status)
+    try:
+        status = GnssStatus(status_raw)
+    except ValueError:
+        raise InputRejected(f"unknown NavSatStatus {status_raw}", "status") from None
+    lat, lon, alt = float(msg.latitude), float(msg.longitude), float(msg.altitude)
+    cov_type_raw = int(msg.position_covariance_type)
+    try:
+        cov_type = CovarianceType(cov_type_raw)
+    except ValueError:
+        raise InputRejected(
+            f"unknown position_covariance_type {cov_type_raw}", "covariance"
+        ) from None
+    t_s = stamp_of(msg)
+    frame_id = str(msg.header.frame_id)
+    if status == GnssStatus.NO_FIX:
+        return GnssFix(t_s, lat, lon, alt, status, None, CovarianceType.UNKNOWN, frame_id)
+    if not all(math.isfinite(v) for v in (lat, lon, alt)):
+        raise InputRejected(f"fix position is not finite: ({lat}, {lon}, {alt})", "nan")
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 360.0):
+        raise InputRejected(f"fix position out of range: ({lat}, {lon})", "range")
+    cov = None
+    raw = np.asarray(msg.position_covariance, dtype=np.float64).reshape(-1)
+    if cov_type == CovarianceType.DIAGONAL_KNOWN:
+        cov = check_covariance(np.diag(raw[[0, 4, 8]]), 3, "position_covariance")
+    elif cov_type != CovarianceType.UNKNOWN:
+        cov = check_covariance(raw, 3, "position_covariance")
+    return GnssFix(t_s, lat, lon, alt, status, cov, cov_type, frame_id)
+
+
+def msg_from_gnss(fix: GnssFix, types: MessageTypes) -> Any:
+    """sensor_msgs/NavSatFix of a GnssFix (service: GPS)."""
+    status = types.get("sensor_msgs/msg/NavSatStatus")(status=int(fix.status), service=1)
+    cov_type = fix.covariance_type if fix.cov_enu_3x3 is not None else CovarianceType.UNKNOWN
+    return types.get("sensor_msgs/msg/NavSatFix")(
+        header=_header(types, fix.t_s, fix.frame_id),
+        status=status,
+        latitude=float(fix.lat_deg),
+        longitude=float(fix.lon_deg),
+        altitude=float(fix.alt_m),
+        position_covariance=_cov_field(fix.cov_enu_3x3, 3),
+        position_covariance_type=int(cov_type),
+    )
+
+
+# --- geometry_msgs/PoseWithCovarianceStamped --------------------------------------------
+
+
+def posefix_from_msg(msg: Any, dof: int = 6, source: str = "") -> PoseFix:
+    """PoseFix of a PoseWithCovarianceStamped; the covariance must be a valid 6x6."""
+    pose = msg.pose.pose
+    p = _finite(_xyz(pose.position), "position")
+    q = normalized_xyzw(
+        [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
+    )
+    cov = check_covariance(msg.pose.covariance, 6, "pose covariance")
+    return PoseFix(stamp_of(msg), p, q, cov, str(msg.header.frame_id), "base_link", dof, source)
+
+
+def msg_from_posefix(fix: PoseFix, types: MessageTypes) -> Any:
+    """PoseWithCovarianceStamped of a PoseFix (frame_id = the fix's parent frame)."""
+    PwC = types.get("geometry_msgs/msg/PoseWithCovariance")
+    return types.get("geometry_msgs/msg/PoseWithCovarianceStamped")(
+        header=_header(types, fix.t_s, fix.frame_id),
+        pose=PwC(
+            pose=_pose_msg(types, fix.p_m, fix.q_xyzw), covariance=_cov_field(fix.cov_pose_6x6, 6)
+        ),
+    )
+
+
+# --- nav_msgs/Odometry -------------------------------------------------------------------
+
+
+def navstate_from_odometry(msg: Any) -> NavState:
+    """NavState of a nav_msgs/Odometry; the twist (child frame) is rotated into the parent."""
+    pose = msg.pose.pose
+    p = _finite(_xyz(pose.position), "position")
+    q = normalized_xyzw(
+        [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
+    )
+    v_body = _finite(_xyz(msg.twist.twist.linear), "twist.linear")
+    w_body = _finite(_xyz(msg.twist.twist.angular), "twist.angular")
+    cov_pose = np.asarray(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
+    cov_twist = np.asarray(msg.twist.covariance, dtype=np.float64).reshape(6, 6)
+    return NavState(
+        t_s=stamp_of(msg),
+        p_m=p,
+        q_xyzw=q,
+        v_mps=matrix_from_xyzw(q) @ v_body,
+        w_radps=w_body,
+        cov_pose_6x6=check_covariance(cov_pose, 6, "pose covariance") if cov_pose.any() else None,
+        cov_twist_6x6=check_covariance(cov_twist, 6, "twist covariance")
+        if cov_twist.any()
+        else None,
+        frame_id=str(msg.header.frame_id),
+        child_frame_id=str(msg.child_frame_id),
+    )
+
+
+def odometry_from_navstate(s: NavState, types: MessageTypes) -> Any:
+    """nav_msgs/Odometry of a NavState (twist expressed in the child frame, as REP-105 says)."""
+    v_body = matrix_from_xyzw(s.q_xyzw).T @ s.v_mps
+    Twist = types.get("geometry_msgs/msg/Twist")
+    return types.get("nav_msgs/msg/Odometry")(
+        header=_header(types, s.t_s, s.frame_id),
+        child_frame_id=s.child_frame_id,
+        pose=types.get("geometry_msgs/msg/PoseWithCovariance")(
+            pose=_pose_msg(types, s.p_m, s.q_xyzw), covariance=_cov_field(s.cov_pose_6x6, 6)
+        ),
+        twist=types.get("geometry_msgs/msg/TwistWithCovariance")(
+            twist=Twist(linear=_vector3(types, v_body), angular=_vector3(types, s.w_radps)),
+            covariance=_cov_field(s.cov_twist_6x6, 6),
+        ),
+    )
+
+
+# --- geometry_msgs/TransformStamped --------------------------------------------------------
+
+
+def transform_msg(
+    t_s: float, parent: str, child: str, p_m: Any, q_xyzw: Any, types: MessageTypes
+) -> Any:
+    """TransformStamped for T_parent_child (translation and ROS-order rotation)."""
+    p = np.asarray(p_m, dtype=np.float64)
+    return types.get("geometry_msgs/msg/TransformStamped")(
+        header=_header(types, t_s, parent),
+        child_frame_id=child,
+        transform=types.get("geometry_msgs/msg/Transform")(
+            translation=_vector3(types, p), rotation=_quat_msg(types, np.asarray(q_xyzw, float))
+        ),
+    )

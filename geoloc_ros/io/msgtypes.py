@@ -1,0 +1,53 @@
+"""Where message classes come from: a rosbags typestore (offline) or rclpy packages (nodes).
+
+Conversion functions build messages through a `MessageTypes` so that the same code
+writes bags and publishes over DDS. Both kinds of class accept every field as a
+keyword argument, which is the only construction style used here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Any, Protocol
+
+
+class MessageTypes(Protocol):
+    """Looks up a message class by its ROS 2 name, e.g. 'sensor_msgs/msg/Imu'."""
+
+    def get(self, msgtype: str) -> type: ...
+
+
+class RosbagsTypes:
+    """Message classes of a rosbags typestore (default: ROS 2 Kilted)."""
+
+    def __init__(self, typestore: Any | None = None) -> None:
+        self.typestore = typestore if typestore is not None else default_typestore()
+
+    def get(self, msgtype: str) -> type:
+        return self.typestore.types[msgtype]
+
+
+class RclpyTypes:
+    """Message classes of the installed ROS 2 Python message packages."""
+
+    def get(self, msgtype: str) -> type:
+        pkg, kind, name = msgtype.split("/")
+        return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+@cache
+def default_typestore() -> Any:
+    """The rosbags typestore for the ROS 2 distribution the project targets."""
+    from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def msgtype_of(msg: Any) -> str:
+    """ROS 2 type name of a rosbags or rclpy message instance."""
+    name = getattr(msg, "__msgtype__", None)
+    if name:
+        return name
+    module = type(msg).__module__.split(".")  # e.g. sensor_msgs.msg._imu
+    return f"{module[0]}/{module[1]}/{type(msg).__name__}"

@@ -1,0 +1,224 @@
+"""Building blocks every geoloc node composes: strict parameters, diagnostics, TF, time jumps.
+
+Each helper is handed the node (as tf2_ros's listener is) instead of being a base class.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import ClockType, JumpThreshold, TimeJump
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+from geoloc_ros.config import ROS_RESERVED, flatten, from_mapping, load_node_config
+from geoloc_ros.errors import ConfigError
+from geoloc_ros.health import InputHealth
+from geoloc_ros.io.msgtypes import RclpyTypes
+
+T = TypeVar("T")
+
+SENSOR_QOS = qos_profile_sensor_data
+"""Inputs: best effort, keep last 5 (rclpy's SensorDataQoS)."""
+
+RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+"""Outputs: reliable, so both best-effort and reliable subscribers receive them."""
+
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+"""/tf as tf2_ros.TransformBroadcaster offers it (DynamicBroadcasterQoS)."""
+
+TF_STATIC_QOS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+"""/tf_static as tf2_ros.StaticTransformBroadcaster offers it (latched)."""
+
+MSG_TYPES = RclpyTypes()
+
+
+def params_files(argv: Sequence[str]) -> list[str]:
+    """Paths given with --params-file in a ROS argument list."""
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--params-file"]
+
+
+def declare_config(node: Node, cls: type[T], argv: Sequence[str] | None = None) -> T:
+    """Declare `cls`'s fields as parameters and return the validated config.
+
+    Every --params-file is validated strictly first, so an unknown or mistyped key is
+    reported with its key and file; then overrides from anywhere else (-p on the
+    command line, launch dicts) that match no declared parameter are reported too.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    for path in params_files(argv):
+        try:
+            load_node_config(cls, path, node.get_name())
+        except ConfigError as exc:
+            if "no parameters for node" not in str(exc):
+                raise
+    defaults = flatten(cls())
+    overrides = set(getattr(node, "_parameter_overrides", {}))  # rclpy keeps them here
+    unknown = sorted(overrides - set(defaults) - ROS_RESERVED)
+    unknown = [k for k in unknown if not k.startswith("qos_overrides.")]
+    if unknown:
+        raise ConfigError(f"node '{node.get_name()}': unknown parameter '{unknown[0]}'")
+    for name, value in defaults.items():
+        if isinstance(value, list) and not value:
+            value = rclpy.Parameter.Type.DOUBLE_ARRAY  # an empty list has no inferable type
+        try:
+            node.declare_parameter(name, value)
+        except Exception as exc:  # rclpy's own type check of an override
+            raise ConfigError(f"node '{node.get_name()}': parameter '{name}': {exc}") from None
+    values = {}
+    for name in defaults:
+        v = node.get_parameter(name).value
+        values[name] = list(v) if isinstance(v, (tuple, Sequence)) and not isinstance(v, str) else v
+        if values[name] is None:
+            values[name] = []
+    return from_mapping(cls, values, f"parameters of node '{node.get_name()}'")
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus per input on /diagnostics every `period_s`."""
+
+    def __init__(self, node: Node, inputs: Sequence[str], period_s: float = 1.0) -> None:
+        self._node = node
+        self.inputs = {name: InputHealth(name) for name in inputs}
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._hardware_id = node.get_fully_qualified_name()
+        self._timer = node.create_timer(period_s, self.publish)
+
+    def _now_s(self) -> float:
+        return self._node.get_clock().now().nanoseconds * 1e-9
+
+    def accept(self, name: str) -> None:
+        self.inputs[name].accept(self._now_s())
+
+    def reject(self, name: str, reason: str, message: str) -> None:
+        """Count a rejected message and warn (throttled per input)."""
+        self.inputs[name].reject(self._now_s(), reason, message)
+        self._node.get_logger().warning(
+            f"{name}: rejected ({reason}): {message}", throttle_duration_sec=5.0
+        )
+
+    def publish(self) -> None:
+        now_s = self._now_s()
+        msg = DiagnosticArray()
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        for health in self.inputs.values():
+            r = health.report(now_s)
+            msg.status.append(
+                DiagnosticStatus(
+                    level=bytes([int(r.level)]),
+                    name=f"{self._node.get_name()}: {r.name}",
+                    message=r.message,
+                    hardware_id=self._hardware_id,
+                    values=[KeyValue(key=k, value=v) for k, v in r.values.items()],
+                )
+            )
+        self._pub.publish(msg)
+
+
+class TfPublisher:
+    """Broadcasts transforms on /tf and /tf_static with tf2_ros's QoS.
+
+    Uses tf2_ros's broadcasters where tf2_ros is installed; without it (pip-only
+    set-ups) publishes TFMessage itself, keeping every static transform and
+    re-sending the whole set as StaticTransformBroadcaster does.
+    """
+
+    def __init__(self, node: Node) -> None:
+        from tf2_msgs.msg import TFMessage  # noqa: PLC0415  (fallback build on pip set-ups)
+
+        self._TFMessage = TFMessage
+        self._static: dict[str, Any] = {}
+        try:
+            import tf2_ros  # noqa: PLC0415
+
+            self._dynamic = tf2_ros.TransformBroadcaster(node)
+            self._static_bc = tf2_ros.StaticTransformBroadcaster(node)
+            self._pub = self._static_pub = None
+        except ImportError:
+            self._dynamic = self._static_bc = None
+            self._pub = node.create_publisher(TFMessage, "/tf", TF_QOS)
+            self._static_pub = node.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+
+    def send(self, transforms: Sequence[Any]) -> None:
+        if self._dynamic is not None:
+            self._dynamic.sendTransform(list(transforms))
+        else:
+            self._pub.publish(self._TFMessage(transforms=list(transforms)))
+
+    def send_static(self, transforms: Sequence[Any]) -> None:
+        for tf in transforms:
+            self._static[tf.child_frame_id] = tf
+        if self._static_bc is not None:
+            self._static_bc.sendTransform(list(self._static.values()))
+        else:
+            self._static_pub.publish(self._TFMessage(transforms=list(self._static.values())))
+
+
+def watch_time_jumps(node: Node, on_jump: Callable[[], None], backward_s: float = 0.5) -> Any:
+    """Call `on_jump` when the node's clock jumps back (bag loop) or its source changes.
+
+    Stamps going backwards within the data are caught by each input's TimeGuard.
+    """
+    threshold = JumpThreshold(
+        min_forward=None, min_backward=Duration(seconds=-backward_s), on_clock_change=True
+    )
+
+    def _post(jump: TimeJump) -> None:
+        node.get_logger().warning(
+            f"time jump of {jump.delta.nanoseconds * 1e-9:.3f} s: resetting estimators"
+        )
+        on_jump()
+
+    clock = node.get_clock()
+    if clock.clock_type == ClockType.STEADY_TIME:
+        return None
+    return clock.create_jump_callback(threshold, post_callback=_post)
+
+
+def run(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+    """Console-script body: init, build the node, spin; config errors end in one line, exit 1."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        rclpy.spin(node)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+__all__ = [
+    "MSG_TYPES",
+    "RELIABLE_QOS",
+    "SENSOR_QOS",
+    "Diagnostics",
+    "TfPublisher",
+    "declare_config",
+    "run",
+    "watch_time_jumps",
+]

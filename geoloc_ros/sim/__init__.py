@@ -1,0 +1,1 @@
+"""Synthetic geo-referenced worlds and sensor simulation."""

@@ -1,0 +1,60 @@
+"""Time conventions: sensor time as float64 seconds, ROS stamps as (sec, nanosec).
+
+`TimeGuard` detects time going backwards (bag loops, clock resets) per input, the
+condition on which every estimator resets cleanly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from geoloc_ros.errors import InputRejected, TimeJump
+
+NS_PER_S = 1_000_000_000
+
+
+def stamp_to_s(sec: int, nanosec: int) -> float:
+    """ROS stamp (sec, nanosec) to float seconds."""
+    return sec + nanosec * 1e-9
+
+
+def s_to_stamp(t_s: float) -> tuple[int, int]:
+    """Float seconds to a ROS stamp (sec, nanosec) with 0 <= nanosec < 1e9, rounded to 1 ns."""
+    if not math.isfinite(t_s):
+        raise InputRejected(f"timestamp {t_s} is not finite", reason="stamp")
+    total_ns = round(t_s * NS_PER_S)
+    sec, nanosec = divmod(total_ns, NS_PER_S)
+    return int(sec), int(nanosec)
+
+
+@dataclass
+class TimeGuard:
+    """Checks that the stamps of one input stream move forward.
+
+    A stamp older than the last one by more than `jump_back_s` raises `TimeJump`
+    (the caller resets); a smaller step back or a duplicate raises `InputRejected`.
+    """
+
+    jump_back_s: float = 1.0
+    last_t_s: float | None = None
+
+    def check(self, t_s: float) -> None:
+        """Accept `t_s` or raise; accepted stamps become the new reference."""
+        if not math.isfinite(t_s) or t_s < 0.0:
+            raise InputRejected(f"timestamp {t_s} is not a valid time", reason="stamp")
+        last = self.last_t_s
+        if last is not None:
+            if t_s < last - self.jump_back_s:
+                self.last_t_s = t_s
+                raise TimeJump(f"time jumped back by {last - t_s:.3f} s ({last:.3f} -> {t_s:.3f})")
+            if t_s <= last:
+                raise InputRejected(
+                    f"stamp {t_s:.6f} is not after the previous one {last:.6f}",
+                    reason="out_of_order",
+                )
+        self.last_t_s = t_s
+
+    def reset(self) -> None:
+        """Forget the reference stamp (after a reset of the estimator)."""
+        self.last_t_s = None
