@@ -19,6 +19,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.duration <= 0:
         raise _usage(f"--duration must be positive, got {args.duration}")
+    _prepare_out_dir(Path(args.out))
     r = run_demo(Path(args.out), duration_s=args.duration, seed=args.seed, progress=not args.quiet)
     print(f"\ngeoloc demo: {r.n_fixes} GNSS fixes and {r.n_imu} IMU samples, seed {args.seed}")
     print(f"{'estimate':<22}{'RMSE horiz [m]':>16}{'max horiz [m]':>16}{'yaw RMSE [deg]':>16}")
@@ -58,6 +59,19 @@ def _cmd_bag_convert(args: argparse.Namespace) -> int:
     topics = convert_bag(args.bag, args.out, topics=args.topics or ())
     print(f"wrote {args.out}: {len(topics)} topics, {sum(t.count for t in topics)} messages")
     return 0
+
+
+def _prepare_out_dir(path: Path) -> None:
+    """Create the output folder up front, so an unwritable --out fails before any work."""
+    from geoloc_ros.errors import GeolocError  # noqa: PLC0415
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise GeolocError(f"cannot write to --out {path}: {exc.strerror}") from None
 
 
 class _UsageError(Exception):
@@ -113,10 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))  # exits 2 with the usage line, as argparse does
     except GeolocError as exc:
         print(f"geoloc: error: {exc}", file=sys.stderr)
-    except FileNotFoundError as exc:
-        print(f"geoloc: error: file not found: {exc.filename or exc}", file=sys.stderr)
-    except PermissionError as exc:
-        print(f"geoloc: error: permission denied: {exc.filename or exc}", file=sys.stderr)
+    except OSError as exc:  # missing files, unwritable outputs, full disks
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"geoloc: error: {exc.strerror or exc}{where}", file=sys.stderr)
     except KeyboardInterrupt:
         print("geoloc: interrupted", file=sys.stderr)
         return 130

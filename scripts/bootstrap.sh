@@ -48,7 +48,13 @@ if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv"
   fi
 fi
-pipi() { "$venv/bin/python" -m pip install --disable-pip-version-check -q "$@"; }
+touch "$venv/COLCON_IGNORE"  # the venv holds ROS package.xml files colcon must not crawl
+# The machine's pip config names local indexes that may be absent: drop pip's notes on them.
+pipi() {
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 |
+    { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
 echo "bootstrap: installing pinned dependencies into .venv"
 reqs=(-r requirements/base.txt)
 [ "$ros_system" = 1 ] || reqs+=(-r requirements/ros.txt)

@@ -24,9 +24,18 @@ def utm_epsg_for(lat_deg: float, lon_deg: float) -> int:
         raise InputRejected(f"no UTM zone found for ({lat_deg}, {lon_deg})", "utm")
     # PROJ returns every zone whose area touches the point; prefer the nominal zone.
     nominal = int((lon_deg + 180.0) // 6.0) % 60 + 1
+    # UTM grid exceptions, absent from EPSG's 6-degree areas of use: zone 32V is widened
+    # over south-west Norway, and around Svalbard only 31X, 33X, 35X and 37X exist.
+    exception = True
+    if 56.0 <= lat_deg < 64.0 and 3.0 <= lon_deg < 12.0:
+        nominal = 32
+    elif lat_deg >= 72.0 and 0.0 <= lon_deg < 42.0:
+        nominal = 31 if lon_deg < 9.0 else 33 if lon_deg < 21.0 else 35 if lon_deg < 33.0 else 37
+    else:
+        exception = False
     codes = [int(i.code) for i in infos]
     wanted = (32600 if lat_deg >= 0 else 32700) + nominal
-    return wanted if wanted in codes else codes[0]
+    return wanted if exception or wanted in codes else codes[0]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class BagReader:
         self.path = Path(path)
         self._reader: Any = None
         self.skipped: dict[str, str] = {}  # topic -> msgtype that could not be resolved
+        self.start_s = self.end_s = 0.0  # log time of the first and last message
 
     def __enter__(self) -> BagReader:
         from rosbags.highlevel import AnyReader  # noqa: PLC0415
@@ -68,6 +69,8 @@ class BagReader:
         except (OSError, ValueError, KeyError) as exc:
             raise BagError(f"cannot read bag {self.path} (corrupt?): {exc}") from None
         self._resolve_types()
+        self.start_s = self._reader.start_time * 1e-9 if self._reader.message_count else 0.0
+        self.end_s = self._reader.end_time * 1e-9 if self._reader.message_count else 0.0
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -112,14 +115,6 @@ class BagReader:
             key = (c.topic, c.msgtype)
             counts[key] = counts.get(key, 0) + c.msgcount
         return [TopicInfo(t, m, n) for (t, m), n in sorted(counts.items())]
-
-    @property
-    def start_s(self) -> float:
-        return self._reader.start_time * 1e-9
-
-    @property
-    def end_s(self) -> float:
-        return self._reader.end_time * 1e-9
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
         """Deserialised messages of `topics` (all readable ones if None) in log-time order."""

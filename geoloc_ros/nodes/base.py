@@ -14,6 +14,7 @@ import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import ClockType, JumpThreshold, TimeJump
 from rclpy.duration import Duration
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -83,11 +84,12 @@ def declare_config(node: Node, cls: type[T], argv: Sequence[str] | None = None) 
         except Exception as exc:  # rclpy's own type check of an override
             raise ConfigError(f"node '{node.get_name()}': parameter '{name}': {exc}") from None
     values = {}
-    for name in defaults:
-        v = node.get_parameter(name).value
+    for name, default in defaults.items():
+        try:
+            v = node.get_parameter(name).value
+        except ParameterUninitializedException:  # an empty-list default nobody overrode
+            v = default
         values[name] = list(v) if isinstance(v, (tuple, Sequence)) and not isinstance(v, str) else v
-        if values[name] is None:
-            values[name] = []
     return from_mapping(cls, values, f"parameters of node '{node.get_name()}'")
 
 

@@ -37,11 +37,12 @@ class GnssPoseNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        self.config = declare_config(self, GnssPoseConfig)
+        argv = [*sys.argv, *(node_kwargs.get("cli_args") or [])]
+        self.config = declare_config(self, GnssPoseConfig, argv)
         self.estimator = GnssPoseEstimator(self.config)
         self.diag = Diagnostics(self, ["imu", "fix"])
         self.tf = TfPublisher(self)
-        self._guards = {"imu": TimeGuard(), "fix": TimeGuard()}
+        self._time_guards = {"imu": TimeGuard(), "fix": TimeGuard()}
         self._odom_pub = self.create_publisher(Odometry, "odometry/gnss", RELIABLE_QOS)
         self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS)
         self.create_subscription(NavSatFix, "fix", self._on_fix, SENSOR_QOS)
@@ -49,18 +50,18 @@ class GnssPoseNode(Node):
 
     def reset(self) -> None:
         self.estimator.reset()
-        for guard in self._guards.values():
+        for guard in self._time_guards.values():
             guard.reset()
 
     def _admit(self, name: str, convert, msg):
         """Convert and time-check one message; None (and a diagnostic) if rejected."""
         try:
             item = convert(msg)
-            self._guards[name].check(item.t_s)
+            self._time_guards[name].check(item.t_s)
         except TimeJump as exc:
             self.get_logger().warning(f"{name}: {exc}; resetting")
             self.reset()
-            self._guards[name].check(item.t_s)
+            self._time_guards[name].check(item.t_s)
         except InputRejected as exc:
             self.diag.reject(name, exc.reason, str(exc))
             return None

@@ -1,0 +1,1 @@
+"""Neural map localizer: encoders, BEV lifting, rectification, matcher, tile store."""

@@ -1,0 +1,1 @@
+"""MC-dropout PoseNet: model, sampling, training, calibration (issue: PoseNet)."""
