@@ -180,3 +180,34 @@ def test_bad_images_are_rejected_not_crashing():
         image_from_msg(truncated)
     with pytest.raises(InputRejected, match="does not match"):
         msg_from_image(np.zeros((4, 4), np.uint8), 1.0, "cam", TYPES, encoding="rgb8")
+
+
+def test_camera_frame_from_image_and_camera_info_round_trip():
+    from geoloc_ros.types import CameraFrame
+
+    K = np.array([[200.0, 0.0, 160.0], [0.0, 200.0, 120.0], [0.0, 0.0, 1.0]])
+    img = np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    frame = CameraFrame(3.0, img, K, np.zeros(5), "plumb_bob", "camera_optical_frame")
+    info = convert.msg_from_camera_info(frame, TYPES)
+    back = convert.camera_frame_from_msgs(
+        msg_from_image(img, 3.0, "camera_optical_frame", TYPES), info
+    )
+    np.testing.assert_array_equal(back.image, img)
+    np.testing.assert_allclose(back.K_3x3, K)
+    assert back.size_wh == (320, 240) and back.frame_id == "camera_optical_frame"
+
+
+def test_camera_info_of_another_size_or_bad_k_is_rejected():
+    from geoloc_ros.types import CameraFrame
+
+    K = np.array([[200.0, 0.0, 16.0], [0.0, 200.0, 12.0], [0.0, 0.0, 1.0]])
+    frame = CameraFrame(3.0, np.zeros((24, 32), np.uint8), K)
+    info = convert.msg_from_camera_info(frame, TYPES)
+    small = msg_from_image(np.zeros((12, 16), np.uint8), 3.0, "cam", TYPES)
+    with pytest.raises(InputRejected, match="camera_info is 32x24"):
+        convert.camera_frame_from_msgs(small, info)
+    info.k[0] = math.nan
+    with pytest.raises(InputRejected, match="not a pinhole"):
+        convert.camera_frame_from_msgs(
+            msg_from_image(np.zeros((24, 32), np.uint8), 3.0, "c", TYPES), info
+        )

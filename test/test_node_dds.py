@@ -155,3 +155,28 @@ def test_shipped_config_is_accepted_by_the_node(context):
     node = GnssPoseNode(context=context, cli_args=args)
     assert node.config.publish_tf is True
     node.destroy_node()
+
+
+def test_static_tf_is_latched_and_accumulates(context):
+    from geoloc_ros.io.convert import transform_msg
+    from geoloc_ros.nodes.base import TF_STATIC_QOS, TfPublisher
+
+    node = rclpy.create_node("static_pub", context=context)
+    tf = TfPublisher(node)
+    tf.send_static(
+        [transform_msg(0.0, "base_link", "imu_link", [0.1, 0, 0.2], [0, 0, 0, 1], MSG_TYPES)]
+    )
+    tf.send_static(
+        [transform_msg(0.0, "base_link", "gnss_link", [0, 0, 1.5], [0, 0, 0, 1], MSG_TYPES)]
+    )
+    late = rclpy.create_node("late_listener", context=context)  # subscribes after publication
+    got: list[TFMessage] = []
+    late.create_subscription(TFMessage, "/tf_static", got.append, TF_STATIC_QOS)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(late)
+    assert spin_until(executor, lambda: bool(got)), "latched /tf_static not delivered"
+    assert sorted(t.child_frame_id for t in got[-1].transforms) == ["gnss_link", "imu_link"]
+    executor.shutdown()
+    late.destroy_node()
+    node.destroy_node()

@@ -270,3 +270,67 @@ def transform_msg(
             translation=_vector3(types, p), rotation=_quat_msg(types, np.asarray(q_xyzw, float))
         ),
     )
+
+
+# --- sensor_msgs/Image (+ CameraInfo) ----------------------------------------------------
+
+
+def camera_frame_from_msgs(image_msg: Any, info_msg: Any | None = None, want: str = "auto"):
+    """CameraFrame of an Image or CompressedImage and, if given, its CameraInfo.
+
+    The CameraInfo must describe an image of the same size; K must be a finite pinhole
+    matrix with positive focal lengths.
+    """
+    from geoloc_ros.io.image import image_from_msg  # noqa: PLC0415  (cv2 only when images)
+    from geoloc_ros.types import CameraFrame  # noqa: PLC0415
+
+    img = image_from_msg(image_msg, want)
+    K = None
+    distortion = np.zeros(0)
+    model = ""
+    if info_msg is not None:
+        h, w = img.shape[:2]
+        if (int(info_msg.height), int(info_msg.width)) != (h, w):
+            raise InputRejected(
+                f"camera_info is {info_msg.width}x{info_msg.height} but the image is {w}x{h}",
+                "camera_info",
+            )
+        K = np.asarray(info_msg.k, dtype=np.float64).reshape(3, 3)
+        if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1.0:
+            raise InputRejected(
+                f"camera_info K is not a pinhole matrix: {K.tolist()}", "camera_info"
+            )
+        distortion = np.asarray(info_msg.d, dtype=np.float64)
+        model = str(info_msg.distortion_model)
+    return CameraFrame(
+        t_s=stamp_of(image_msg),
+        image=img,
+        K_3x3=K,
+        distortion=distortion,
+        distortion_model=model,
+        frame_id=str(image_msg.header.frame_id),
+    )
+
+
+def msg_from_camera_info(frame: Any, types: MessageTypes) -> Any:
+    """sensor_msgs/CameraInfo of a CameraFrame with intrinsics (P = [K | 0], no rectification)."""
+    if frame.K_3x3 is None:
+        raise InputRejected("CameraFrame has no intrinsics to publish", "camera_info")
+    w, h = frame.size_wh
+    P = np.zeros((3, 4))
+    P[:, :3] = frame.K_3x3
+    return types.get("sensor_msgs/msg/CameraInfo")(
+        header=_header(types, frame.t_s, frame.frame_id),
+        height=h,
+        width=w,
+        distortion_model=frame.distortion_model or "plumb_bob",
+        d=np.array(frame.distortion, dtype=np.float64) if len(frame.distortion) else np.zeros(5),
+        k=np.array(frame.K_3x3, dtype=np.float64).reshape(-1),
+        r=np.eye(3).reshape(-1),
+        p=P.reshape(-1),
+        binning_x=0,
+        binning_y=0,
+        roi=types.get("sensor_msgs/msg/RegionOfInterest")(
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        ),
+    )
