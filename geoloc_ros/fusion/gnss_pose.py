@@ -84,11 +84,8 @@ class GnssPoseEstimator:
             fix.cov_enu_3x3 if fix.cov_enu_3x3 is not None else np.eye(3) * DEFAULT_FIX_VARIANCE_M2
         )
         cov = np.zeros((6, 6))
-        cov[:3, :3] = (
-            self.ltp.R_enu_ecef_at(fix.lat_deg, fix.lon_deg)
-            @ cov_p
-            @ (self.ltp.R_enu_ecef_at(fix.lat_deg, fix.lon_deg).T)
-        )
+        R_map_fixenu = self.ltp.R_enu_ecef_at(fix.lat_deg, fix.lon_deg)
+        cov[:3, :3] = R_map_fixenu @ cov_p @ R_map_fixenu.T
         cov[3:, 3:] = self._cov_rot_3x3
         q = self._q_map_base if self._q_map_base is not None else np.array([0.0, 0.0, 0.0, 1.0])
         return NavState(

@@ -16,8 +16,8 @@ import numpy as np
 from geoloc_ros.errors import InputRejected
 from geoloc_ros.geo.covariance import check_covariance
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, normalized_xyzw
-from geoloc_ros.io.msgtypes import MessageTypes
-from geoloc_ros.timeutil import s_to_stamp, stamp_to_s
+from geoloc_ros.io.msgtypes import MessageTypes, header_msg
+from geoloc_ros.timeutil import stamp_to_s
 from geoloc_ros.types import (
     CovarianceType,
     GnssFix,
@@ -33,12 +33,6 @@ from geoloc_ros.types import (
 def stamp_of(msg: Any) -> float:
     """Header stamp of a message in float seconds."""
     return stamp_to_s(int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
-
-
-def _header(types: MessageTypes, t_s: float, frame_id: str) -> Any:
-    sec, nanosec = s_to_stamp(t_s)
-    Time = types.get("builtin_interfaces/msg/Time")
-    return types.get("std_msgs/msg/Header")(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
 def _xyz(v: Any) -> np.ndarray:
@@ -118,7 +112,7 @@ def msg_from_imu(s: ImuSample, types: MessageTypes) -> Any:
     """sensor_msgs/Imu of an ImuSample (orientation_covariance[0] = -1 when no orientation)."""
     q = s.q_xyzw if s.q_xyzw is not None else np.array([0.0, 0.0, 0.0, 1.0])
     return types.get("sensor_msgs/msg/Imu")(
-        header=_header(types, s.t_s, s.frame_id),
+        header=header_msg(types, s.t_s, s.frame_id),
         orientation=_quat_msg(types, q),
         orientation_covariance=_cov_field(
             s.cov_orientation_3x3, 3, unknown=-1.0 if s.q_xyzw is None else 0.0
@@ -174,7 +168,7 @@ def msg_from_gnss(fix: GnssFix, types: MessageTypes) -> Any:
     status = types.get("sensor_msgs/msg/NavSatStatus")(status=int(fix.status), service=1)
     cov_type = fix.covariance_type if fix.cov_enu_3x3 is not None else CovarianceType.UNKNOWN
     return types.get("sensor_msgs/msg/NavSatFix")(
-        header=_header(types, fix.t_s, fix.frame_id),
+        header=header_msg(types, fix.t_s, fix.frame_id),
         status=status,
         latitude=float(fix.lat_deg),
         longitude=float(fix.lon_deg),
@@ -202,7 +196,7 @@ def msg_from_posefix(fix: PoseFix, types: MessageTypes) -> Any:
     """PoseWithCovarianceStamped of a PoseFix (frame_id = the fix's parent frame)."""
     PwC = types.get("geometry_msgs/msg/PoseWithCovariance")
     return types.get("geometry_msgs/msg/PoseWithCovarianceStamped")(
-        header=_header(types, fix.t_s, fix.frame_id),
+        header=header_msg(types, fix.t_s, fix.frame_id),
         pose=PwC(
             pose=_pose_msg(types, fix.p_m, fix.q_xyzw), covariance=_cov_field(fix.cov_pose_6x6, 6)
         ),
@@ -243,7 +237,7 @@ def odometry_from_navstate(s: NavState, types: MessageTypes) -> Any:
     v_body = matrix_from_xyzw(s.q_xyzw).T @ s.v_mps
     Twist = types.get("geometry_msgs/msg/Twist")
     return types.get("nav_msgs/msg/Odometry")(
-        header=_header(types, s.t_s, s.frame_id),
+        header=header_msg(types, s.t_s, s.frame_id),
         child_frame_id=s.child_frame_id,
         pose=types.get("geometry_msgs/msg/PoseWithCovariance")(
             pose=_pose_msg(types, s.p_m, s.q_xyzw), covariance=_cov_field(s.cov_pose_6x6, 6)
@@ -264,7 +258,7 @@ def transform_msg(
     """TransformStamped for T_parent_child (translation and ROS-order rotation)."""
     p = np.asarray(p_m, dtype=np.float64)
     return types.get("geometry_msgs/msg/TransformStamped")(
-        header=_header(types, t_s, parent),
+        header=header_msg(types, t_s, parent),
         child_frame_id=child,
         transform=types.get("geometry_msgs/msg/Transform")(
             translation=_vector3(types, p), rotation=_quat_msg(types, np.asarray(q_xyzw, float))
@@ -320,7 +314,7 @@ def msg_from_camera_info(frame: Any, types: MessageTypes) -> Any:
     P = np.zeros((3, 4))
     P[:, :3] = frame.K_3x3
     return types.get("sensor_msgs/msg/CameraInfo")(
-        header=_header(types, frame.t_s, frame.frame_id),
+        header=header_msg(types, frame.t_s, frame.frame_id),
         height=h,
         width=w,
         distortion_model=frame.distortion_model or "plumb_bob",

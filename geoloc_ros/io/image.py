@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from geoloc_ros.errors import InputRejected
-from geoloc_ros.io.msgtypes import MessageTypes, msgtype_of
-from geoloc_ros.timeutil import s_to_stamp
+from geoloc_ros.io.msgtypes import MessageTypes, header_msg, msgtype_of
 
 COLOUR_ENCODINGS = {"rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16"}
 _CHANNELS = {"mono8": 1, "rgb8": 3, "bgr8": 3, "mono16": 1}
@@ -80,10 +79,8 @@ def msg_from_image(
     channels = 1 if img.ndim == 2 else img.shape[2]
     if _CHANNELS.get(encoding) != channels:
         raise InputRejected(f"encoding {encoding} does not match {channels} channels", "image")
-    sec, nanosec = s_to_stamp(t_s)
-    Time, Header = types.get("builtin_interfaces/msg/Time"), types.get("std_msgs/msg/Header")
     return types.get("sensor_msgs/msg/Image")(
-        header=Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id),
+        header=header_msg(types, t_s, frame_id),
         height=img.shape[0],
         width=img.shape[1],
         encoding=encoding,
@@ -101,10 +98,8 @@ def compressed_msg_from_image(
     ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr)
     if not ok:
         raise InputRejected(f"OpenCV could not encode the image as {fmt}", "image")
-    sec, nanosec = s_to_stamp(t_s)
-    Time, Header = types.get("builtin_interfaces/msg/Time"), types.get("std_msgs/msg/Header")
     return types.get("sensor_msgs/msg/CompressedImage")(
-        header=Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id),
+        header=header_msg(types, t_s, frame_id),
         format=fmt,
         data=buf.reshape(-1),
     )

@@ -11,6 +11,8 @@ import importlib
 from functools import cache
 from typing import Any, Protocol
 
+from geoloc_ros.timeutil import s_to_stamp
+
 
 class MessageTypes(Protocol):
     """Looks up a message class by its ROS 2 name, e.g. 'sensor_msgs/msg/Imu'."""
@@ -42,6 +44,13 @@ def default_typestore() -> Any:
     from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415
 
     return get_typestore(Stores.ROS2_KILTED)
+
+
+def header_msg(types: MessageTypes, t_s: float, frame_id: str) -> Any:
+    """std_msgs/Header with the stamp of float seconds `t_s`."""
+    sec, nanosec = s_to_stamp(t_s)
+    Time = types.get("builtin_interfaces/msg/Time")
+    return types.get("std_msgs/msg/Header")(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
 def msgtype_of(msg: Any) -> str:
