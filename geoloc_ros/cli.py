@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .mcap file (or rosbag2 directory)")
     p.add_argument("--topics", nargs="*", help="only these topics")
     p.set_defaults(func=_cmd_bag_convert)
+
+    from geoloc_ros.benchmarks.cli import add_parsers as add_bench  # noqa: PLC0415
+    from geoloc_ros.sim.cli import add_parsers as add_sim  # noqa: PLC0415
+
+    add_sim(sub)
+    add_bench(sub)
     return parser
 
 

@@ -22,7 +22,7 @@ exec 9>"$root/.venv.lock"
 flock 9
 
 want="$(inputs_hash)-ros${ros_system}"
-modules="geoloc_ros rclpy sensor_msgs nav_msgs diagnostic_msgs tf2_msgs gtsam torch cv2 rosbags pyproj rasterio evo"
+modules="geoloc_ros rclpy sensor_msgs nav_msgs diagnostic_msgs tf2_msgs gtsam torch cv2 rosbags pyproj rasterio evo shapely trimesh embreex"
 check() {
   "$venv/bin/python" - "$modules" <<'PY' 2>/dev/null
 import importlib.util, sys

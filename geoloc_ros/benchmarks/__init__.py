@@ -1,0 +1,1 @@
+"""Benchmarks behind `geoloc bench ...`: speed and accuracy measured side by side, to JSON."""
