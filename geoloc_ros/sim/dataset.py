@@ -1,6 +1,6 @@
 """Learning data: posed camera images with map crops, split by geographic area.
 
-On-disk format (documented in docs/dataset.md)::
+On-disk format (documented in docs/simulator.md)::
 
     DATASET/dataset.json               config, world, camera, splits, counts
     DATASET/<split>/samples.jsonl      one JSON object per sample

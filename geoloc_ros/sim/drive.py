@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,8 +108,13 @@ def check_output(out: Path) -> None:
     probe = parent
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"cannot write {out}: {probe} is not writable")
+    if not probe.is_dir():
+        raise ConfigError(f"cannot write {out}: {probe} is not a directory")
+    try:  # a real write: os.access says yes to root even where writes fail (/proc)
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {probe} is not writable ({exc.strerror})") from None
 
 
 def make_trajectory(world: World, cfg: DriveConfig, rng: np.random.Generator):

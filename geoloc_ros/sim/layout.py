@@ -363,7 +363,9 @@ def _fill_blocks(cfg, layout: Layout, blocks, terrain: Terrain, rng) -> None:
         use = rng.random()
         if use < cfg.park_prob and blk.area > 800:
             grass.append(blk)
-            path = LineString([blk.centroid, blk.exterior.interpolate(rng.uniform(0, 1), True)])
+            path = LineString(
+                [blk.centroid, blk.exterior.interpolate(rng.uniform(0, 1), normalized=True)]
+            )
             gravel.append(path.buffer(1.2).intersection(blk))
             _scatter_trees(layout, blk.buffer(-2.0), terrain, rng, density=1 / 180)
         elif use < cfg.park_prob + cfg.parking_prob and blk.area > 800:
