@@ -185,7 +185,10 @@ def simulate_drive(world: World, cfg: DriveConfig, out: str | Path, progress: bo
     g = float(sensors.normal_gravity_mps2(world.cfg.datum[0], world.cfg.datum[2]))
     imu_cfg = sensors.ImuConfig.car() if cfg.platform == "car" else sensors.ImuConfig.drone()
     imu = sensors.simulate_imu(traj, traj.times(imu_cfg.rate_hz, T0_S, t_end), imu_cfg, rng_imu, g)
-    gnss_cfg = sensors.GnssConfig(rate_hz=5.0 if cfg.platform == "car" else 10.0)
+    # town driving: a multipath burst every ~25 s next to tall buildings (exposure 1)
+    gnss_cfg = sensors.GnssConfig(
+        rate_hz=5.0 if cfg.platform == "car" else 10.0, burst_rate_hz=1.0 / 25.0
+    )
     gnss = sensors.simulate_gnss(
         traj,
         gnss_cfg,
