@@ -10,6 +10,7 @@ GROUND_TRUTH = "/ground_truth/odom"
 SIM_INFO = (
     "/geoloc/sim_info"  # std_msgs/String, latched JSON: which world and settings made the bag
 )
+SOURCE_INFO = "/geoloc/source_info"  # std_msgs/String, latched JSON: what an importer read
 
 TYPES = {
     IMU: "sensor_msgs/msg/Imu",

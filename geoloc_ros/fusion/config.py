@@ -1,0 +1,82 @@
+"""Parameters of the factor-graph fusion (the fusion_node's ROS parameters, same YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from geoloc_ros.errors import ConfigError
+
+
+@dataclass
+class FusionConfig:
+    datum: list[float] = field(default_factory=list)  # [lat, lon, alt]; [] = first good fix
+    map_frame: str = "map"
+    odom_frame: str = "odom"
+    base_frame: str = "base_link"
+    # smoother
+    keyframe_period_s: float = 0.1
+    lag_s: float = 10.0
+    # IMU (continuous-time densities); the IMU sits at base_link, rotated by q_base_imu
+    q_base_imu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 1.0])
+    gravity_mps2: float = 9.80665
+    accel_noise_density: float = 0.02
+    gyro_noise_density: float = 0.002
+    accel_bias_rw: float = 0.002
+    gyro_bias_rw: float = 2e-5
+    integration_sigma: float = 1e-4
+    init_accel_bias_sigma: float = 0.2
+    init_gyro_bias_sigma: float = 0.01
+    # GNSS
+    gnss_latency_s: float = 0.0  # receiver latency: the fix describes stamp - latency
+    gnss_lever_arm_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    gnss_sigma_h_m: float = 0.0  # > 0: replaces covariances that are not DIAGONAL/KNOWN
+    gnss_sigma_v_m: float = 0.0
+    gnss_min_sigma_m: float = 0.3  # floor on the reported sigma
+    gnss_gate_chi2: float = 16.27  # Mahalanobis gate on 3 dof (99.9 %); 0 = off
+    gnss_gate_reset_s: float = 10.0  # accept again after rejecting everything this long
+    gnss_robust: str = "huber"  # huber | cauchy | none
+    gnss_robust_k: float = 1.5
+    # wheel speed and the non-holonomic constraint (cars)
+    use_wheel_speed: bool = True
+    wheel_sigma_mps: float = 0.3  # floor on the reported wheel-speed sigma (CAN speed jitter, slip)
+    wheel_scale_sigma: float = 0.03  # prior on the estimated wheel-speed scale (tyre radius)
+    wheel_scale_rw: float = 1e-4  # its random walk [1/sqrt(s)]
+    use_nhc: bool = True  # non-holonomic constraint (cars); off for drones
+    nhc_sigma_mps: float = 0.1  # lateral and vertical body velocity
+    # visual fixes
+    visual_gate_chi2: float = 0.0  # 0 = off (their covariances already carry multi-modality)
+    # initialisation (heading from motion)
+    init_min_speed_mps: float = 2.0
+    init_min_distance_m: float = 4.0
+    init_yaw_sigma_rad: float = 0.2
+    init_tilt_sigma_rad: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.datum and len(self.datum) != 3:
+            raise ConfigError(f"datum must be [lat_deg, lon_deg, alt_m] or [], got {self.datum}")
+        if len(self.q_base_imu) != 4 or abs(np.linalg.norm(self.q_base_imu) - 1.0) > 1e-6:
+            raise ConfigError(f"q_base_imu must be a unit quaternion [x y z w]: {self.q_base_imu}")
+        if len(self.gnss_lever_arm_m) != 3:
+            raise ConfigError(f"gnss_lever_arm_m must have 3 values: {self.gnss_lever_arm_m}")
+        if not 0.01 <= self.keyframe_period_s <= 1.0 or self.lag_s < 5 * self.keyframe_period_s:
+            raise ConfigError("keyframe_period_s must be 0.01-1 s and lag_s >= 5 keyframes")
+        if self.gnss_robust not in ("huber", "cauchy", "none"):
+            raise ConfigError(f"gnss_robust must be huber, cauchy or none: {self.gnss_robust!r}")
+        positive = [
+            "gravity_mps2",
+            "accel_noise_density",
+            "gyro_noise_density",
+            "accel_bias_rw",
+            "gyro_bias_rw",
+            "integration_sigma",
+            "wheel_sigma_mps",
+            "nhc_sigma_mps",
+            "gnss_min_sigma_m",
+        ]
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.gnss_latency_s < 0 or self.gnss_latency_s > 2.0:
+            raise ConfigError(f"gnss_latency_s must be in [0, 2], got {self.gnss_latency_s}")

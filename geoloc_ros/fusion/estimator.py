@@ -1,0 +1,379 @@
+"""IMU-centred fixed-lag smoother on GTSAM: GNSS, wheel speed and visual fixes.
+
+Keyframes every `keyframe_period_s` carry pose X, velocity V and IMU bias B, linked
+by CombinedImuFactor. A measurement at time t attaches to the keyframe j just
+before t and is predicted forward by the keyframe velocity over t - t_j, so no
+information is moved in time. GNSS fixes are shifted back by the receiver latency,
+gated by their Mahalanobis distance to the prediction and wrapped in a robust loss.
+The same object runs in `geoloc eval` and in fusion_node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import gtsam
+import numpy as np
+from gtsam.symbol_shorthand import B, V, W, X
+
+from geoloc_ros.errors import InputRejected
+from geoloc_ros.fusion.config import FusionConfig
+from geoloc_ros.fusion.factors import (
+    antenna_position_factor,
+    body_velocity_factor,
+    nonholonomic_factor,
+    planar_pose_factor,
+)
+from geoloc_ros.geo.covariance import cov_gtsam_from_ros, cov_ros_from_gtsam
+from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix, xyzw_from_rpy
+from geoloc_ros.geo.se3 import skew
+from geoloc_ros.geo.wgs84 import LocalTangentPlane
+from geoloc_ros.types import CovarianceType, GnssFix, ImuSample, NavState, PoseFix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happened to one absolute measurement (for diagnostics and the eval report)."""
+
+    t_s: float
+    accepted: bool
+    reason: str = ""
+    nis: float = float("nan")
+
+
+class FusionEstimator:
+    """Feed inputs in arrival order; read `state` (keyframe) or on_imu's IMU-rate output."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        self.cfg = cfg
+        self.ltp = LocalTangentPlane(*cfg.datum) if cfg.datum else None
+        self._R_base_imu = matrix_from_xyzw(cfg.q_base_imu)
+        self._lever = np.asarray(cfg.gnss_lever_arm_m, float)
+        p = gtsam.PreintegrationCombinedParams.MakeSharedU(cfg.gravity_mps2)
+        p.setAccelerometerCovariance(np.eye(3) * cfg.accel_noise_density**2)
+        p.setGyroscopeCovariance(np.eye(3) * cfg.gyro_noise_density**2)
+        p.setIntegrationCovariance(np.eye(3) * cfg.integration_sigma**2)
+        p.setBiasAccCovariance(np.eye(3) * cfg.accel_bias_rw**2)
+        p.setBiasOmegaCovariance(np.eye(3) * cfg.gyro_bias_rw**2)
+        self._pim_params = p
+        self.counts: Counter[str] = Counter()
+        self.decisions: list[Decision] = []
+        self.reset()
+
+    # -- lifecycle --------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything but the datum (time jump, bag loop)."""
+        self._smoother: gtsam.IncrementalFixedLagSmoother | None = None
+        self._t_kf: dict[int, float] = {}
+        self._k = -1
+        self._pim: gtsam.PreintegratedCombinedMeasurements | None = None
+        self._nav: gtsam.NavState | None = None
+        self._bias = gtsam.imuBias.ConstantBias()
+        self._est: gtsam.Values | None = None
+        self._imu_buf: deque = deque(maxlen=2000)
+        self._fix_buf: deque = deque(maxlen=50)
+        self._pending: list[tuple[float, str, object]] = []
+        self._wheel: deque = deque(maxlen=20)
+        self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._reject_since: float | None = None
+        self.state: NavState | None = None
+
+    @property
+    def initialized(self) -> bool:
+        return self._smoother is not None
+
+    # -- inputs -----------------------------------------------------------------------
+    def on_imu(self, s: ImuSample) -> NavState | None:
+        """Integrate one IMU sample; returns the IMU-rate state once initialised."""
+        acc = self._R_base_imu @ s.accel_mps2
+        gyr = self._R_base_imu @ s.gyro_radps
+        if not (np.isfinite(acc).all() and np.isfinite(gyr).all()):
+            raise InputRejected("IMU sample is not finite", "nan")
+        if self._last_imu is not None and s.t_s <= self._last_imu[0]:
+            raise InputRejected(f"IMU stamp {s.t_s:.6f} not after the last one", "out_of_order")
+        if not self.initialized:
+            self._imu_buf.append((s.t_s, acc, gyr))
+            self._last_imu = (s.t_s, acc, gyr)
+            return None
+        self._integrate_to(s.t_s, acc, gyr)
+        return self._propagated(s.t_s)
+
+    def on_gnss(self, fix: GnssFix) -> Decision | None:
+        """Queue a fix (latency-corrected); decided when its keyframe exists."""
+        if not fix.has_fix:
+            self.counts["gnss_no_fix"] += 1
+            return Decision(fix.t_s, False, "no_fix")
+        if self.ltp is None:
+            self.ltp = LocalTangentPlane(fix.lat_deg, fix.lon_deg, fix.alt_m)
+        z = self.ltp.enu_from_geodetic(fix.lat_deg, fix.lon_deg, fix.alt_m)
+        if np.abs(z).max() > 1e5:
+            raise InputRejected(f"fix is {np.linalg.norm(z) / 1e3:.0f} km from the datum", "range")
+        cov = self._gnss_cov(fix)
+        t_meas = fix.t_s - self.cfg.gnss_latency_s
+        if not self.initialized:
+            self._fix_buf.append((t_meas, z, cov))
+            self._try_init()
+            return None
+        self._pending.append((t_meas, "gnss", (z, cov)))
+        return None
+
+    def on_wheel_speed(self, t_s: float, speed_mps: float, var_m2ps2: float) -> None:
+        if not (np.isfinite(speed_mps) and np.isfinite(var_m2ps2) and var_m2ps2 >= 0):
+            raise InputRejected("wheel speed or its variance is not finite", "nan")
+        if abs(speed_mps) > 100.0:
+            raise InputRejected(f"wheel speed {speed_mps:.1f} m/s is implausible", "range")
+        self._wheel.append((t_s, speed_mps, var_m2ps2))
+
+    def on_pose_fix(self, fix: PoseFix) -> None:
+        """A visual fix: 6-DoF (PoseNet) or planar x, y, yaw (map localizer)."""
+        if fix.cov_pose_6x6 is None:
+            raise InputRejected("pose fix without covariance", "covariance")
+        self._pending.append((fix.t_s, "pose", fix))
+
+    # -- internals ------------------------------------------------------------------------
+    def _gnss_cov(self, fix: GnssFix) -> np.ndarray:
+        c = self.cfg
+        known = fix.covariance_type in (CovarianceType.DIAGONAL_KNOWN, CovarianceType.KNOWN)
+        if fix.cov_enu_3x3 is None or (c.gnss_sigma_h_m > 0 and not known):
+            sh = c.gnss_sigma_h_m if c.gnss_sigma_h_m > 0 else 2.5
+            sv = c.gnss_sigma_v_m if c.gnss_sigma_v_m > 0 else 2 * sh
+            return np.diag([sh**2, sh**2, sv**2])
+        floor = np.eye(3) * c.gnss_min_sigma_m**2
+        return fix.cov_enu_3x3 + floor * (np.diag(fix.cov_enu_3x3) < c.gnss_min_sigma_m**2)
+
+    def _try_init(self) -> None:
+        """Heading from motion: a straight-line fit to the fixes of the last 3 s."""
+        c = self.cfg
+        t1 = self._fix_buf[-1][0]
+        recent = [f for f in self._fix_buf if f[0] >= t1 - 3.0]
+        if len(recent) < 3 or t1 - recent[0][0] < 1.0:
+            return
+        t = np.array([f[0] for f in recent]) - t1
+        p = np.array([f[1] for f in recent])
+        sigma_h = float(np.sqrt(np.max(recent[-1][2][:2, :2].diagonal())))
+        A = np.stack([np.ones_like(t), t], 1)
+        coef, *_ = np.linalg.lstsq(A, p, rcond=None)
+        p1, v = coef[0], coef[1].copy()
+        v[2] = 0.0
+        span = np.hypot(*(v[:2])) * (t[-1] - t[0])
+        speed = np.hypot(*v[:2])
+        if span < max(c.init_min_distance_m, 4.0 * sigma_h) or speed < c.init_min_speed_mps:
+            return
+        sigma_v = sigma_h * np.sqrt(12.0 / len(t)) / (t[-1] - t[0])
+        self._initialize(t1, p1, recent[-1][2], v, sigma_v)
+
+    def _initialize(
+        self, t0: float, p_ant: np.ndarray, cov: np.ndarray, v: np.ndarray, sigma_v: float
+    ) -> None:
+        c = self.cfg
+        recent = [a for t, a, _ in self._imu_buf if t0 - 1.0 <= t <= t0]
+        if not recent:
+            return
+        f = np.mean(recent, axis=0)
+        roll = np.arctan2(f[1], f[2])
+        pitch = np.arctan2(-f[0], np.hypot(f[1], f[2]))
+        yaw = np.arctan2(v[1], v[0])
+        R = matrix_from_xyzw(xyzw_from_rpy(roll, pitch, yaw))
+        pose = gtsam.Pose3(gtsam.Rot3(R), p_ant - R @ self._lever)
+        params = gtsam.ISAM2Params()
+        params.setFactorization("QR")  # gtsam 4.3.0's Cholesky fails on loose GNSS priors
+        self._smoother = gtsam.IncrementalFixedLagSmoother(c.lag_s, params)
+        sp = np.sqrt(np.maximum(np.diag(cov), 0.01))
+        graph = gtsam.NonlinearFactorGraph()
+        yaw_sigma = max(c.init_yaw_sigma_rad, float(np.arctan2(3 * sigma_v, np.hypot(*v[:2]))))
+        sig_pose = np.r_[c.init_tilt_sigma_rad, c.init_tilt_sigma_rad, yaw_sigma, sp]
+        graph.add(gtsam.PriorFactorPose3(X(0), pose, gtsam.noiseModel.Diagonal.Sigmas(sig_pose)))
+        sv = max(sigma_v, 0.2)
+        graph.add(
+            gtsam.PriorFactorVector(V(0), v, gtsam.noiseModel.Diagonal.Sigmas(np.r_[sv, sv, 0.5]))
+        )
+        sig_b = np.r_[[c.init_accel_bias_sigma] * 3, [c.init_gyro_bias_sigma] * 3]
+        self._bias = gtsam.imuBias.ConstantBias()
+        graph.add(
+            gtsam.PriorFactorConstantBias(B(0), self._bias, gtsam.noiseModel.Diagonal.Sigmas(sig_b))
+        )
+        values = gtsam.Values()
+        values.insert(X(0), pose)
+        values.insert(V(0), v)
+        values.insert(B(0), self._bias)
+        self._scale = np.array([1.0])
+        values.insert(W(0), self._scale)
+        graph.add(
+            gtsam.PriorFactorVector(
+                W(0), self._scale, gtsam.noiseModel.Isotropic.Sigma(1, c.wheel_scale_sigma)
+            )
+        )
+        self._update(graph, values, 0, t0)
+        self._pim = gtsam.PreintegratedCombinedMeasurements(self._pim_params, self._bias)
+        later = [s for s in self._imu_buf if s[0] > t0]
+        self._last_imu = (t0, *later[0][1:]) if later else self._last_imu
+        self._imu_buf.clear()
+        for t, acc, gyr in later:
+            self._integrate_to(t, acc, gyr)
+        self.counts["initialized"] += 1
+        log.info("fusion initialised at t=%.3f, yaw %.1f deg from motion", t0, np.degrees(yaw))
+
+    def _integrate_to(self, t: float, acc: np.ndarray, gyr: np.ndarray) -> None:
+        t_prev = self._last_imu[0]
+        while t_prev < t:
+            t_kf = self._t_kf[self._k] + self.cfg.keyframe_period_s
+            t_end = min(t, t_kf)
+            if t_end > t_prev:
+                self._pim.integrateMeasurement(acc, gyr, t_end - t_prev)
+            t_prev = t_end
+            if t_end >= t_kf - 1e-9:
+                self._new_keyframe(t_kf)
+        self._last_imu = (t, acc, gyr)
+
+    def _new_keyframe(self, t: float) -> None:
+        k, j = self._k + 1, self._k
+        graph = gtsam.NonlinearFactorGraph()
+        graph.add(gtsam.CombinedImuFactor(X(j), V(j), X(k), V(k), B(j), B(k), self._pim))
+        pred = self._pim.predict(self._nav, self._bias)
+        values = gtsam.Values()
+        values.insert(X(k), pred.pose())
+        values.insert(V(k), pred.velocity())
+        values.insert(B(k), self._bias)
+        values.insert(W(k), self._scale)
+        rw = self.cfg.wheel_scale_rw * np.sqrt(t - self._t_kf[j])
+        graph.add(
+            gtsam.BetweenFactorVector(
+                W(j), W(k), np.zeros(1), gtsam.noiseModel.Isotropic.Sigma(1, rw)
+            )
+        )
+        self._t_kf[k] = t
+        self._wheel_factor(graph, k, t)
+        self._attach_pending(graph, t)
+        self._update(graph, values, k, t)
+        self._pim.resetIntegrationAndSetBias(self._bias)
+
+    def _update(self, graph, values, k: int, t: float) -> None:
+        stamps = gtsam.FixedLagSmootherKeyTimestampMap()
+        for key in (X(k), V(k), B(k), W(k)):
+            stamps.insert((key, t))
+        self._smoother.update(graph, values, stamps)
+        self._est = self._smoother.calculateEstimate()
+        self._k = k
+        self._t_kf[k] = t
+        for old in [i for i, ti in self._t_kf.items() if ti < t - self.cfg.lag_s - 1.0]:
+            del self._t_kf[old]
+        pose = self._est.atPose3(X(k))
+        vel = self._est.atVector(V(k))
+        self._nav = gtsam.NavState(pose, vel)
+        self._bias = self._est.atConstantBias(B(k))
+        self._scale = self._est.atVector(W(k))
+        R = pose.rotation().matrix()
+        cov = cov_ros_from_gtsam(self._smoother.marginalCovariance(X(k)), R)
+        self.state = NavState(
+            t_s=t, p_m=pose.translation(), q_xyzw=xyzw_from_matrix(R), v_mps=vel,
+            w_radps=self._last_imu[2] - self._bias.gyroscope() if self._last_imu else np.zeros(3),
+            cov_pose_6x6=cov, frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,
+        )  # fmt: skip
+
+    def _wheel_factor(self, graph, k: int, t: float) -> None:
+        c = self.cfg
+        near = [w for w in self._wheel if abs(w[0] - t) <= 0.06] if c.use_wheel_speed else []
+        if not near:
+            if c.use_nhc:
+                noise = gtsam.noiseModel.Isotropic.Sigma(2, c.nhc_sigma_mps)
+                graph.add(nonholonomic_factor(X(k), V(k), noise))
+            return
+        _, speed, var = min(near, key=lambda w: abs(w[0] - t))
+        sig = np.array([max(np.sqrt(var), c.wheel_sigma_mps), c.nhc_sigma_mps, c.nhc_sigma_mps])
+        graph.add(
+            body_velocity_factor(X(k), V(k), W(k), speed, gtsam.noiseModel.Diagonal.Sigmas(sig))
+        )
+
+    def _keyframe_before(self, t: float) -> int | None:
+        for i in range(self._k, -1, -1):
+            ti = self._t_kf.get(i)
+            if ti is None:
+                return None
+            if ti <= t + 1e-9:
+                return i
+        return None
+
+    def _attach_pending(self, graph, t_now: float) -> None:
+        keep = []
+        for item in self._pending:
+            t_meas, kind, data = item
+            if t_meas >= t_now:
+                keep.append(item)
+                continue
+            j = self._keyframe_before(t_meas)
+            if j is None or self._t_kf[j] < t_now - self.cfg.lag_s + 2 * self.cfg.keyframe_period_s:
+                self.counts[f"{kind}_too_old"] += 1
+                continue
+            if kind == "gnss":
+                self._gnss_factor(graph, j, t_meas, *data)
+            else:
+                self._pose_factor(graph, j, t_meas, data)
+        self._pending = keep
+
+    def _gnss_factor(self, graph, j: int, t_meas: float, z: np.ndarray, cov: np.ndarray) -> None:
+        c = self.cfg
+        dt = t_meas - self._t_kf[j]
+        pose = self._est.atPose3(X(j))
+        v = self._est.atVector(V(j))
+        R = pose.rotation().matrix()
+        r = z - (pose.translation() + R @ self._lever + v * dt)
+        P = self._smoother.marginalCovariance(X(j))
+        H = np.hstack([-R @ skew(self._lever), R])
+        S = H @ P @ H.T + cov + np.eye(3) * (0.5 * dt) ** 2
+        nis = float(r @ np.linalg.solve(S, r))
+        if c.gnss_gate_chi2 > 0 and nis > c.gnss_gate_chi2:
+            if self._reject_since is None:
+                self._reject_since = t_meas
+            if t_meas - self._reject_since < c.gnss_gate_reset_s:
+                self.counts["gnss_gated"] += 1
+                self.decisions.append(Decision(t_meas, False, "gate", nis))
+                return
+            self.counts["gnss_gate_reset"] += 1
+        self._reject_since = None
+        noise = gtsam.noiseModel.Gaussian.Covariance(cov)
+        if c.gnss_robust != "none":
+            est = (
+                gtsam.noiseModel.mEstimator.Huber.Create(c.gnss_robust_k)
+                if c.gnss_robust == "huber"
+                else gtsam.noiseModel.mEstimator.Cauchy.Create(c.gnss_robust_k)
+            )
+            noise = gtsam.noiseModel.Robust.Create(est, noise)
+        graph.add(antenna_position_factor(X(j), V(j), z, self._lever, dt, noise))
+        self.counts["gnss_used"] += 1
+        self.decisions.append(Decision(t_meas, True, "", nis))
+
+    def _pose_factor(self, graph, j: int, t_meas: float, fix: PoseFix) -> None:
+        dt = t_meas - self._t_kf[j]
+        v = self._est.atVector(V(j))
+        p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
+        R = matrix_from_xyzw(fix.q_xyzw)
+        if fix.dof == 3:
+            sel = fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
+            yaw = np.arctan2(R[1, 0], R[0, 0])
+            graph.add(
+                planar_pose_factor(
+                    X(j), [p[0], p[1], yaw], gtsam.noiseModel.Gaussian.Covariance(sel)
+                )
+            )
+        else:
+            cov = cov_gtsam_from_ros(fix.cov_pose_6x6, R)
+            noise = gtsam.noiseModel.Gaussian.Covariance(cov)
+            graph.add(gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise))
+        self.counts[f"pose{fix.dof}_used"] += 1
+        self.decisions.append(Decision(t_meas, True, f"pose{fix.dof}"))
+
+    def _propagated(self, t: float) -> NavState | None:
+        if self._nav is None or self.state is None:
+            return None
+        nav = self._pim.predict(self._nav, self._bias)
+        R = nav.attitude().matrix()
+        return NavState(
+            t_s=t, p_m=nav.position(), q_xyzw=xyzw_from_matrix(R), v_mps=nav.velocity(),
+            w_radps=self._last_imu[2] - self._bias.gyroscope(),
+            cov_pose_6x6=self.state.cov_pose_6x6,
+            frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,
+        )  # fmt: skip

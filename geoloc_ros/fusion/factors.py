@@ -1,0 +1,106 @@
+"""Custom GTSAM factors the built-in set lacks, with analytic Jacobians.
+
+Conventions: Pose3 tangent is [rotation, translation] with both perturbations in the
+body frame (R' = R Exp(w), t' = t + R dt), as GTSAM retracts them; velocities are in
+the map frame, as CombinedImuFactor keeps them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gtsam
+import numpy as np
+
+from geoloc_ros.geo.se3 import skew
+
+
+def _antenna_error(lever_m: np.ndarray, dt_s: float, z_m: np.ndarray, this, values, H):
+    key_x, key_v = this.keys()
+    pose = values.atPose3(key_x)
+    v = values.atVector(key_v)
+    R = pose.rotation().matrix()
+    pred = pose.translation() + R @ lever_m + v * dt_s
+    if H is not None:
+        H[0] = np.hstack([-R @ skew(lever_m), R])
+        H[1] = np.eye(3) * dt_s
+    return pred - z_m
+
+
+def antenna_position_factor(
+    key_x: int, key_v: int, z_map_m, lever_base_m, dt_s: float, noise
+) -> gtsam.CustomFactor:
+    """GNSS antenna at lever arm `lever_base_m`, `dt_s` after the keyframe: p + R l + v dt = z."""
+    fn = partial(
+        _antenna_error, np.asarray(lever_base_m, float), float(dt_s), np.asarray(z_map_m, float)
+    )
+    return gtsam.CustomFactor(noise, [key_x, key_v], fn)
+
+
+def _body_velocity_error(speed_mps: float, this, values, H):
+    key_x, key_v, key_s = this.keys()
+    R = values.atPose3(key_x).rotation().matrix()
+    v_body = R.T @ values.atVector(key_v)
+    scale = values.atVector(key_s)[0]
+    if H is not None:
+        H[0] = np.hstack([skew(v_body), np.zeros((3, 3))])
+        H[1] = R.T
+        H[2] = np.array([[-speed_mps], [0.0], [0.0]])
+    return v_body - np.array([scale * speed_mps, 0.0, 0.0])
+
+
+def body_velocity_factor(
+    key_x: int, key_v: int, key_scale: int, speed_mps: float, noise
+) -> gtsam.CustomFactor:
+    """Wheel speed with an estimated scale, plus the non-holonomic constraint:
+    R^T v = (scale * speed, 0, 0)."""
+    fn = partial(_body_velocity_error, float(speed_mps))
+    return gtsam.CustomFactor(noise, [key_x, key_v, key_scale], fn)
+
+
+def _nhc_error(this, values, H):
+    key_x, key_v = this.keys()
+    R = values.atPose3(key_x).rotation().matrix()
+    v_body = R.T @ values.atVector(key_v)
+    if H is not None:
+        H[0] = np.hstack([skew(v_body), np.zeros((3, 3))])[1:]
+        H[1] = R.T[1:]
+    return v_body[1:]
+
+
+def nonholonomic_factor(key_x: int, key_v: int, noise) -> gtsam.CustomFactor:
+    """A car does not slide sideways or jump: body-frame velocity y and z are zero."""
+    return gtsam.CustomFactor(noise, [key_x, key_v], _nhc_error)
+
+
+def _wrap(a: float) -> float:
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def _planar(pose: gtsam.Pose3) -> np.ndarray:
+    R = pose.rotation().matrix()
+    t = pose.translation()
+    return np.array([t[0], t[1], np.arctan2(R[1, 0], R[0, 0])])
+
+
+def _planar_error(z: np.ndarray, this, values, H):
+    pose = values.atPose3(this.keys()[0])
+    e = _planar(pose) - z
+    e[2] = _wrap(e[2])
+    if H is not None:
+        J = np.zeros((3, 6))
+        R = pose.rotation().matrix()
+        J[:2, 3:] = R[:2, :]
+        for i in range(3):  # yaw w.r.t. the body rotation: central differences
+            d = np.zeros(6)
+            d[i] = 1e-6
+            yp = _planar(pose.retract(d))[2]
+            ym = _planar(pose.retract(-d))[2]
+            J[2, i] = _wrap(yp - ym) / 2e-6
+        H[0] = J
+    return e
+
+
+def planar_pose_factor(key_x: int, xy_yaw, noise) -> gtsam.CustomFactor:
+    """A map-localizer fix: x, y and yaw of base_link; z, roll and pitch left free."""
+    return gtsam.CustomFactor(noise, [key_x], partial(_planar_error, np.asarray(xy_yaw, float)))
