@@ -15,10 +15,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geoloc_ros.errors import BagError
+from geoloc_ros.errors import BagError, ConfigError
 from geoloc_ros.io.msgtypes import default_typestore
 
 log = logging.getLogger(__name__)
+
+
+def check_output(out: Path) -> None:
+    """Refuse before any work if `out` exists or its folder cannot be written.
+
+    Probes with a real temporary file: os.access says yes to root even where writes
+    fail (/proc), and a parent that is a file is caught here, not after the work.
+    """
+    if out.exists():
+        raise ConfigError(f"{out} exists already; remove it or choose another --out")
+    probe = out.parent if str(out.parent) else Path()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"cannot write {out}: {probe} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {probe} is not writable ({exc.strerror})") from None
 
 
 @dataclass(frozen=True)

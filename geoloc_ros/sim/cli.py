@@ -49,7 +49,8 @@ def _altitude_range(text: str) -> tuple[float, float]:
 
 
 def _cmd_drive(args: argparse.Namespace) -> int:
-    from geoloc_ros.sim.drive import DriveConfig, check_output, parse_outage  # noqa: PLC0415
+    from geoloc_ros.io.bag import check_output  # noqa: PLC0415
+    from geoloc_ros.sim.drive import DriveConfig, parse_outage  # noqa: PLC0415
     from geoloc_ros.sim.world import World  # noqa: PLC0415
 
     cfg = DriveConfig(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.geo.quaternion import xyzw_from_matrix
 from geoloc_ros.io import topics
+from geoloc_ros.io.bag import check_output
 from geoloc_ros.sim.appearance import Appearance
 from geoloc_ros.sim.camera import (
     CAR_CAMERA,
@@ -98,23 +98,6 @@ def parse_outage(text: str) -> tuple[float, float]:
     except ValueError:
         raise ConfigError(f"--gnss-outage wants START:DURATION in seconds, got {text!r}") from None
     return start, dur
-
-
-def check_output(out: Path) -> None:
-    """Fail before any work if the bag cannot be written."""
-    if out.exists():
-        raise ConfigError(f"{out} exists already; remove it or choose another --out")
-    parent = out.parent if str(out.parent) else Path()
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"cannot write {out}: {probe} is not a directory")
-    try:  # a real write: os.access says yes to root even where writes fail (/proc)
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {probe} is not writable ({exc.strerror})") from None
 
 
 def make_trajectory(world: World, cfg: DriveConfig, rng: np.random.Generator):

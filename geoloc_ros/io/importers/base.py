@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import heapq
 import json
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from geoloc_ros.errors import ConfigError, GeolocError
+from geoloc_ros.errors import GeolocError
 
 SOURCE_INFO_TYPE = "std_msgs/msg/String"  # on topics.SOURCE_INFO, latched JSON
 
@@ -79,26 +78,6 @@ class Importer:
     def run(self, src: str | Path, out: str | Path, progress: bool = True) -> ImportSummary:
         """Read `src`, write the DESIGN bag `out` (mcap), return what was written."""
         raise NotImplementedError
-
-
-def check_output(out: Path) -> None:
-    """Refuse before any work if `out` exists or its folder is not writable.
-
-    Same contract as geoloc_ros.sim.drive.check_output, which cannot be imported here
-    without loading the simulator's geometry stack.
-    """
-    if out.exists():
-        raise ConfigError(f"{out} exists already; remove it or choose another --out")
-    probe = out.parent if str(out.parent) else Path()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"cannot write {out}: {probe} is not a directory")
-    try:  # a real write: os.access says yes to root even where writes fail
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {probe} is not writable ({exc.strerror})") from None
 
 
 def require_dir(path: Path, what: str) -> Path:

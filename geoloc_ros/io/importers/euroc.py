@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from geoloc_ros.io import topics
+from geoloc_ros.io.bag import check_output
 from geoloc_ros.io.importers.base import (
     SOURCE_INFO_TYPE,
     Event,
     Importer,
     ImportSummary,
     SourceError,
-    check_output,
     require_dir,
     require_file,
     string_msg,

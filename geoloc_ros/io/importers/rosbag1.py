@@ -25,13 +25,13 @@ from typing import Any
 
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.io import topics
+from geoloc_ros.io.bag import check_output
 from geoloc_ros.io.importers.base import (
     SOURCE_INFO_TYPE,
     Event,
     Importer,
     ImportSummary,
     SourceError,
-    check_output,
     string_msg,
     summary,
     write_bag,
