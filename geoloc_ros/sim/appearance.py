@@ -13,6 +13,7 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.sim.layout import Surface
+from geoloc_ros.sim.noise import hash01
 
 SEASON_FOLIAGE = {
     "spring": (0.20, 0.45, 0.12),
@@ -123,8 +124,7 @@ class Appearance:
 
     def foliage(self, p: np.ndarray, inst: np.ndarray) -> np.ndarray:
         base = np.array(SEASON_FOLIAGE[self.season], np.float32)
-        h = np.sin(inst * 12.9898) * 43758.5453
-        var = 0.8 + 0.4 * (h - np.floor(h))
+        var = 0.8 + 0.4 * hash01(inst)
         grain = 0.85 + 0.3 * (np.sin(p[:, 0] * 7.1 + p[:, 1] * 5.3 + p[:, 2] * 9.7) > 0)
         return (base * (var * grain)[:, None]).astype(np.float32)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 
 from geoloc_ros.sim.layout import Layout, Surface
+from geoloc_ros.sim.noise import hash01, value_noise
 
 TEXTURE_RES_M = 0.125
 BORDER_M = 60.0
@@ -29,13 +29,6 @@ ALBEDO = {
     Surface.GRAVEL: (0.55, 0.50, 0.40),
     Surface.FIELD: (0.35, 0.40, 0.18),
 }
-
-
-def value_noise(shape: tuple[int, int], cell_px: float, rng: np.random.Generator) -> np.ndarray:
-    """Smooth zero-mean noise of unit-ish amplitude with features about `cell_px` wide."""
-    h, w = shape
-    small = rng.standard_normal((max(2, int(h / cell_px) + 2), max(2, int(w / cell_px) + 2)))
-    return cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 @dataclass(frozen=True)
@@ -71,8 +64,7 @@ class GroundTexture:
 def _fields(x_m: np.ndarray, y_m: np.ndarray) -> np.ndarray:
     """Farmland beyond the town: 80 m parcels of varied crops, hashed from the cell."""
     cx, cy = np.floor(x_m / 80.0), np.floor(y_m / 80.0)
-    h = np.sin(cx * 12.9898 + cy * 78.233) * 43758.5453
-    h = h - np.floor(h)
+    h = hash01(cx, cy)
     base = np.array(ALBEDO[Surface.FIELD], np.float32)
     tint = np.stack([0.8 + 0.6 * h, 0.85 + 0.3 * (1 - h), 0.7 + 0.5 * h], -1).astype(np.float32)
     return base * tint

@@ -19,6 +19,7 @@ from geoloc_ros.sim.appearance import Appearance
 from geoloc_ros.sim.camera import PinholeCamera
 from geoloc_ros.sim.groundtex import GroundTexture
 from geoloc_ros.sim.mesh import Material, SceneMesh
+from geoloc_ros.sim.noise import hash01
 
 # facade styles: wall reflectance, glass reflectance, floor height, window pitch, size
 FACADES = (
@@ -29,6 +30,8 @@ FACADES = (
     ((0.35, 0.40, 0.45), (0.10, 0.16, 0.22), 3.6, 1.8, 1.5, 2.6),  # offices: glass bands
     ((0.75, 0.75, 0.78), (0.09, 0.12, 0.18), 3.6, 2.2, 1.6, 2.2),  # offices: white frame
 )
+# the facade rows as one array: wall RGB, glass RGB, floor height, pitch, window w, h
+_FACADE_TABLE = np.array([[*w, *g, *rest] for w, g, *rest in FACADES], np.float32)
 ROOFS = ((0.30, 0.30, 0.31), (0.45, 0.44, 0.42), (0.42, 0.20, 0.14), (0.25, 0.27, 0.30))
 TRUNK = (0.30, 0.22, 0.15)
 POLE = (0.40, 0.40, 0.42)
@@ -51,11 +54,6 @@ class RenderOutput:
     semantic: np.ndarray  # (H, W) uint8 Surface (VOID for sky)
 
 
-def _hash01(i: np.ndarray, salt: float) -> np.ndarray:
-    h = np.sin(i.astype(np.float64) * 12.9898 + salt * 78.233) * 43758.5453
-    return (h - np.floor(h)).astype(np.float32)
-
-
 class Renderer:
     """Renders camera views and orthophoto samples of one world's mesh and ground texture."""
 
@@ -65,7 +63,6 @@ class Renderer:
         self._scene = rtcs.EmbreeScene()
         tri = mesh.vertices_m[mesh.faces].astype(np.float32)
         TriangleMesh(self._scene, tri)
-        self._tri_vertices = mesh.faces
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="embree")
 
     def _run(self, o: np.ndarray, d: np.ndarray, output: int):
@@ -131,28 +128,28 @@ class Renderer:
         return rgb, cls
 
     def _facade(self, hits: Hits, sel: np.ndarray, prim: np.ndarray, inst: np.ndarray):
-        f = self._tri_vertices[prim[sel]]
+        f = self.mesh.faces[prim[sel]]
         w0 = (1.0 - hits.u[sel] - hits.v[sel])[:, None]
         uv = self.mesh.uv_m
         uvp = w0 * uv[f[:, 0]] + hits.u[sel, None] * uv[f[:, 1]] + hits.v[sel, None] * uv[f[:, 2]]
         i = inst[sel]
-        style = np.clip(i % len(FACADES), 0, len(FACADES) - 1)
-        table = np.array([list(s[0]) + list(s[1]) + list(s[2:]) for s in FACADES], np.float32)
-        st = table[style]
+        st = _FACADE_TABLE[i % len(FACADES)]
         wall, glass = st[:, 0:3], st[:, 3:6]
         floor_h, pitch, win_w, win_h = st[:, 6], st[:, 7], st[:, 8], st[:, 9]
         s, h = uvp[:, 0], uvp[:, 1]
         fu = np.mod(s, pitch) - pitch / 2
         fv = np.mod(h, floor_h)
         window = (np.abs(fu) < win_w / 2) & (fv > 0.9) & (fv < 0.9 + win_h) & (h > 0.5)
-        tint = 0.8 + 0.4 * np.stack([_hash01(i, 1), _hash01(i, 2), _hash01(i, 3)], -1)
+        tint = 0.8 + 0.4 * np.stack([hash01(i, 1), hash01(i, 2), hash01(i, 3)], -1).astype(
+            np.float32
+        )
         tint = 0.5 * tint + 0.5 * tint.mean(axis=1, keepdims=True)
         roof = hits.normal[sel, 2] > 0.3
         roof_rgb = np.array(ROOFS, np.float32)[(i * 7 + 3) % len(ROOFS)]
         out = np.where(window[:, None], glass, wall * tint)
         return np.where(roof[:, None], roof_rgb * (0.85 + 0.3 * tint), out)
 
-    def shade(self, origins_m, dirs, hits: Hits, look: Appearance, rng=None) -> tuple:
+    def shade(self, origins_m, dirs, hits: Hits, look: Appearance) -> tuple:
         """Linear radiance (N, 3) and class (N,) for cast rays."""
         hit = hits.prim >= 0
         t = np.where(hit, hits.t_m, 0.0).astype(np.float32)
