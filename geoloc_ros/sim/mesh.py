@@ -37,6 +37,7 @@ class SceneMesh:
     tri_material: np.ndarray  # (F,) uint8, Material
     tri_instance: np.ndarray  # (F,) int32: building or tree index, -1 for terrain
     uv_m: np.ndarray  # (V, 2) float32, facade coordinates
+    building_style: np.ndarray  # (n_buildings,) int: facade style of each building
 
     @property
     def n_triangles(self) -> int:
@@ -64,7 +65,7 @@ class _Builder:
         self.uv.append(np.zeros((len(v), 2), np.float32) if uv is None else np.asarray(uv))
         self.nv += len(v)
 
-    def build(self) -> SceneMesh:
+    def build(self, building_style: np.ndarray) -> SceneMesh:
         return SceneMesh(
             np.concatenate(self.v),
             np.concatenate(self.f).astype(np.int32),
@@ -72,6 +73,7 @@ class _Builder:
             np.concatenate(self.m),
             np.concatenate(self.i),
             np.concatenate(self.uv).astype(np.float32),
+            np.asarray(building_style, np.int64),
         )
 
 
@@ -242,4 +244,4 @@ def build_mesh(layout: Layout, terrain: Terrain) -> SceneMesh:
         _tree(b, t, i)
     for i, p in enumerate(layout.poles):
         _pole(b, p, i)
-    return b.build()
+    return b.build(np.array([bld.style for bld in layout.buildings], np.int64))

@@ -133,7 +133,7 @@ class Renderer:
         uv = self.mesh.uv_m
         uvp = w0 * uv[f[:, 0]] + hits.u[sel, None] * uv[f[:, 1]] + hits.v[sel, None] * uv[f[:, 2]]
         i = inst[sel]
-        st = _FACADE_TABLE[i % len(FACADES)]
+        st = _FACADE_TABLE[self.mesh.building_style[i]]
         wall, glass = st[:, 0:3], st[:, 3:6]
         floor_h, pitch, win_w, win_h = st[:, 6], st[:, 7], st[:, 8], st[:, 9]
         s, h = uvp[:, 0], uvp[:, 1]
