@@ -104,7 +104,7 @@ class OrthoSampler:
             raise ConfigError("the world has no directory; write it with `geoloc sim world`")
         with rasterio.open(world.path / "ortho.tif") as f:
             self.rgb = np.moveaxis(f.read(), 0, -1)
-            self.inv = ~f.transform
+            self.transform = f.transform
         with rasterio.open(world.path / "semantic.tif") as f:
             self.sem = f.read(1)
         self.world = world
@@ -118,13 +118,9 @@ class OrthoSampler:
         x = center_xy_m[0] + off[None, :]
         y = center_xy_m[1] - off[:, None]
         X, Y = np.broadcast_arrays(x, y)
-        w = self.world
-        lat, lon, _ = w.ltp.geodetic_from_enu(np.stack([X.ravel(), Y.ravel(), 0 * X.ravel()], -1))
-        en = w.utm.en_from_geodetic(lat, lon)
-        col = self.inv.a * en[:, 0] + self.inv.b * en[:, 1] + self.inv.c - 0.5
-        row = self.inv.d * en[:, 0] + self.inv.e * en[:, 1] + self.inv.f - 0.5
-        mx = col.reshape(n, n).astype(np.float32)
-        my = row.reshape(n, n).astype(np.float32)
+        px = self.world.raster_px_from_enu(np.stack([X, Y, np.zeros_like(X)], -1), self.transform)
+        mx = px[..., 0].astype(np.float32)
+        my = px[..., 1].astype(np.float32)
         rgb = cv2.remap(self.rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         sem = cv2.remap(self.sem, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
         return rgb, sem

@@ -11,14 +11,6 @@ from geoloc_ros.sim.drive import T0_S, DriveConfig, camera_pose, make_trajectory
 from geoloc_ros.sim.world import World
 
 
-def _ortho_xy(world: World, p_enu: np.ndarray, inv, scale: float) -> np.ndarray:
-    lat, lon, _ = world.ltp.geodetic_from_enu(p_enu)
-    en = world.utm.en_from_geodetic(lat, lon)
-    col = inv.a * en[..., 0] + inv.b * en[..., 1] + inv.c
-    row = inv.d * en[..., 0] + inv.e * en[..., 1] + inv.f
-    return np.stack([col, row], -1) * scale
-
-
 def make_picture(world: World, out: Path, seed: int = 0, duration_s: float = 90.0) -> Path:
     """Write the PNG; the views use another appearance than the map (the cross-time gap)."""
     import matplotlib  # noqa: PLC0415
@@ -30,7 +22,7 @@ def make_picture(world: World, out: Path, seed: int = 0, duration_s: float = 90.
 
     with rasterio.open(world.path / "ortho.tif") as f:
         ortho = np.moveaxis(f.read(), 0, -1)
-        inv = ~f.transform
+        transform = f.transform
     scale = 1000.0 / max(ortho.shape[:2])
     small = cv2.resize(ortho, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
@@ -54,9 +46,9 @@ def make_picture(world: World, out: Path, seed: int = 0, duration_s: float = 90.
     ax.imshow(small)
     for name, colour in (("car", "#e8202a"), ("drone", "#1f6fff")):
         path, at, _ = runs[name]
-        xy = _ortho_xy(world, path, inv, scale)
+        xy = (world.raster_px_from_enu(path, transform) + 0.5) * scale - 0.5
         ax.plot(xy[:, 0], xy[:, 1], "-", color=colour, lw=2, label=f"{name} ({duration_s:g} s)")
-        p = _ortho_xy(world, at, inv, scale)
+        p = (world.raster_px_from_enu(at, transform) + 0.5) * scale - 0.5
         ax.plot(p[0], p[1], "o", ms=10, mfc="none", mec=colour, mew=2.5)
     ax.legend(loc="lower right")
     ax.set_title(

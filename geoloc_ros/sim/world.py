@@ -145,6 +145,16 @@ class World:
         d[idx[0][0]] = idx[1]
         return np.clip((40.0 - d) / 30.0, 0.0, 1.0)
 
+    def raster_px_from_enu(self, p_enu_m: np.ndarray, transform) -> np.ndarray:
+        """(col, row) in a UTM raster with this affine `transform` (pixel centres at
+        integers, as OpenCV samples), of ENU points (..., 3)."""
+        lat, lon, _ = self.ltp.geodetic_from_enu(p_enu_m)
+        en = self.utm.en_from_geodetic(lat, lon)
+        inv = ~transform
+        col = inv.a * en[..., 0] + inv.b * en[..., 1] + inv.c - 0.5
+        row = inv.d * en[..., 0] + inv.e * en[..., 1] + inv.f - 0.5
+        return np.stack([col, row], -1)
+
     def fingerprint(self) -> str:
         return hashlib.sha256(_dumps(layout_json(self)).encode()).hexdigest()
 
