@@ -12,19 +12,13 @@ from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.sim import sensors
 from geoloc_ros.sim.trajectory import CarTrajectory, DroneTrajectory, Trajectory
 from geoloc_ros.types import CovarianceType, GnssStatus
+from test.sim_fixtures import HILLS, ROUTE
 
 LTP = LocalTangentPlane(47.3769, 8.5417, 408.0)
 G = float(sensors.normal_gravity_mps2(LTP.lat0_deg, LTP.alt0_m))
-ROUTE = np.array([(0, 0), (37, 0), (41, 0), (300, 0), (300, 120.5), (300, 250)], float)
 
 
-def terrain(x, y):
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    return (
-        2.0 * np.sin(x / 80) + 1.5 * np.cos(y / 60),
-        2.0 / 80 * np.cos(x / 80),
-        -1.5 / 60 * np.sin(y / 60),
-    )
+terrain = HILLS
 
 
 class Circle(Trajectory):

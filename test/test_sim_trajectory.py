@@ -8,23 +8,15 @@ import pytest
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.geo.quaternion import matrix_from_xyzw
 from geoloc_ros.sim.trajectory import CarTrajectory, DroneTrajectory, TrajectoryState
+from test.sim_fixtures import HILLS, ROUTE
 
 CRUISE = 10.0
 LAT_MAX = 2.0
 ACC_MAX, DEC_MAX = 1.5, 2.5
 STOP_S = 150.0
-# straight, 90-degree left turn, straight; unevenly spaced points (lane centre)
-ROUTE = np.array([(0, 0), (37, 0), (41, 0), (300, 0), (300, 120.5), (300, 250)], float)
 
 
-def terrain(x, y):
-    """Gentle analytic hills: z = 2 sin(x/80) + 1.5 cos(y/60)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    return (
-        2.0 * np.sin(x / 80) + 1.5 * np.cos(y / 60),
-        2.0 / 80 * np.cos(x / 80),
-        -1.5 / 60 * np.sin(y / 60),
-    )
+terrain = HILLS
 
 
 def terrain_normal(p: np.ndarray) -> np.ndarray:
@@ -33,8 +25,7 @@ def terrain_normal(p: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=1, keepdims=True)
 
 
-@pytest.fixture(scope="module")
-def car() -> CarTrajectory:
+def _make_car() -> CarTrajectory:
     return CarTrajectory.from_route(
         ROUTE,
         terrain,
@@ -45,6 +36,11 @@ def car() -> CarTrajectory:
         stops_s_m=[STOP_S],
         stop_duration_s=3.0,
     )
+
+
+@pytest.fixture(scope="module")
+def car() -> CarTrajectory:
+    return _make_car()
 
 
 @pytest.fixture(scope="module")
@@ -168,16 +164,7 @@ def test_car_nav_states_match_the_state(car):
 
 
 def test_car_is_deterministic_and_can_start_rolling(car):
-    again = CarTrajectory.from_route(
-        ROUTE,
-        terrain,
-        cruise_mps=CRUISE,
-        max_lat_accel_mps2=LAT_MAX,
-        max_accel_mps2=ACC_MAX,
-        max_decel_mps2=DEC_MAX,
-        stops_s_m=[STOP_S],
-        stop_duration_s=3.0,
-    )
+    again = _make_car()
     t = np.linspace(car.t0_s, car.t1_s, 101)
     np.testing.assert_array_equal(again.state(t).p_m, car.state(t).p_m)
     rolling = CarTrajectory.from_route(ROUTE, terrain, start_at_rest=False, t0_s=5.0)

@@ -7,6 +7,7 @@ warm-up, and reports the median and mean per-frame time of each camera.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def run(world_dir: Path, out: Path, frames: int = 100, seed: int = 0) -> dict:
         "drone_oblique": _time_frames(
             world, DriveConfig("drone", 120.0, seed, drone_camera="oblique"), frames, seed
         ),
-        "machine": {"cpu_count": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
