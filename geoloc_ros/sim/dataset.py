@@ -176,13 +176,7 @@ def write_dataset(world: World, cfg: DatasetConfig, out: Path, progress: bool = 
     meta = {
         "format": DATASET_FORMAT,
         "config": json.loads(json.dumps(asdict(cfg))),
-        "world": {
-            "path": str(world.path),
-            "seed": world.cfg.seed,
-            "layout_sha256": world.fingerprint(),
-            "datum": list(world.cfg.datum),
-            "crs": f"EPSG:{world.utm.epsg}",
-        },
+        "world": world.identity(),
         "frame": "world ENU at the datum (x east, y north, z up), metres",
         "camera": {**asdict(cfg.camera), "K": cfg.camera.K.tolist()},
         "T_base_cam": cfg.mount.T_base_cam.tolist(),

@@ -232,13 +232,7 @@ def _sim_info(world: World, cfg: DriveConfig, look, imu_cfg, gnss_cfg, g: float)
     return json.dumps(
         {
             "generator": GENERATOR_VERSION,
-            "world": {
-                "path": str(world.path) if world.path else None,
-                "seed": world.cfg.seed,
-                "layout_sha256": world.fingerprint(),
-                "datum": list(world.cfg.datum),
-                "crs": f"EPSG:{world.utm.epsg}",
-            },
+            "world": world.identity(),
             "drive": {**asdict(cfg), "t0_s": T0_S},
             "appearance": asdict(look),
             "camera": asdict(cam),

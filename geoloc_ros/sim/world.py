@@ -155,6 +155,16 @@ class World:
         row = inv.d * en[..., 0] + inv.e * en[..., 1] + inv.f - 0.5
         return np.stack([col, row], -1)
 
+    def identity(self) -> dict:
+        """Which world this is, for the records of bags and datasets made from it."""
+        return {
+            "path": str(self.path) if self.path else None,
+            "seed": self.cfg.seed,
+            "layout_sha256": self.fingerprint(),
+            "datum": list(self.cfg.datum),
+            "crs": f"EPSG:{self.utm.epsg}",
+        }
+
     def fingerprint(self) -> str:
         return hashlib.sha256(_dumps(layout_json(self)).encode()).hexdigest()
 
