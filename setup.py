@@ -41,6 +41,7 @@ setup(
         "console_scripts": [
             "geoloc = geoloc_ros.cli:main",
             "gnss_pose_node = geoloc_ros.nodes.gnss_pose_node:main",
+            "fusion_node = geoloc_ros.nodes.fusion_node:main",
         ],
     },
 )

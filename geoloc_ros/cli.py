@@ -109,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bag_convert)
 
     from geoloc_ros.benchmarks.cli import add_parsers as add_bench  # noqa: PLC0415
+    from geoloc_ros.eval.cli import add_parsers as add_eval  # noqa: PLC0415
     from geoloc_ros.io.importers.cli import add_parsers as add_import  # noqa: PLC0415
     from geoloc_ros.sim.cli import add_parsers as add_sim  # noqa: PLC0415
 
     add_sim(sub)
     add_import(sub)
+    add_eval(sub)
     add_bench(sub)
     return parser
 

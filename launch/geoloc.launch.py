@@ -1,7 +1,8 @@
 """Start geoloc_ros for a platform: `ros2 launch geoloc_ros geoloc.launch.py platform:=car`.
 
-Today this starts the GNSS-only pose node; the localizers and the fusion node join
-as they land. Parameters come from config/<platform>.yaml.
+Starts the fusion node (map -> odom -> base_link TF, odometry/global) and the GNSS-only
+pose node as its baseline (odometry/gnss, no TF); the localizers join as they land.
+Parameters of both come from config/<platform>.yaml.
 """
 
 from pathlib import Path
@@ -21,18 +22,28 @@ def _nodes(context, *args, **kwargs):
         raise RuntimeError(f"platform must be one of {PLATFORMS}, got {platform!r}")
     config = Path(get_package_share_directory("geoloc_ros")) / "config" / f"{platform}.yaml"
     use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower() == "true"
+    parameters = [str(config), {"use_sim_time": use_sim_time}]
+    sensors = [
+        ("fix", LaunchConfiguration("fix_topic")),
+        ("imu", LaunchConfiguration("imu_topic")),
+    ]
     return [
+        Node(
+            package="geoloc_ros",
+            executable="fusion_node",
+            name="fusion_node",
+            parameters=parameters,
+            remappings=[*sensors, ("wheel_odom", LaunchConfiguration("wheel_odom_topic"))],
+            output="screen",
+        ),
         Node(
             package="geoloc_ros",
             executable="gnss_pose_node",
             name="gnss_pose_node",
-            parameters=[str(config), {"use_sim_time": use_sim_time}],
-            remappings=[
-                ("fix", LaunchConfiguration("fix_topic")),
-                ("imu", LaunchConfiguration("imu_topic")),
-            ],
+            parameters=parameters,
+            remappings=sensors,
             output="screen",
-        )
+        ),
     ]
 
 
@@ -43,6 +54,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("use_sim_time", default_value="false"),
             DeclareLaunchArgument("fix_topic", default_value="fix"),
             DeclareLaunchArgument("imu_topic", default_value="imu"),
+            DeclareLaunchArgument("wheel_odom_topic", default_value="wheel_odom"),
             OpaqueFunction(function=_nodes),
         ]
     )

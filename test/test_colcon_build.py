@@ -44,7 +44,7 @@ def test_only_geoloc_ros_is_built(installed):
 
 def test_console_scripts_where_ros2_run_finds_them(installed):
     lib = installed / "lib" / "geoloc_ros"
-    for script in ("geoloc", "gnss_pose_node"):
+    for script in ("geoloc", "gnss_pose_node", "fusion_node"):
         assert (lib / script).is_file(), sorted(p.name for p in lib.iterdir())
         assert os.access(lib / script, os.X_OK)
 

@@ -106,11 +106,14 @@ def test_flatten_round_trips_through_dotted_names():
 
 
 def test_shipped_configs_load_for_their_nodes():
+    from geoloc_ros.fusion.config import FusionConfig
     from geoloc_ros.fusion.gnss_pose import GnssPoseConfig
     from test.conftest import REPO
 
     for platform in ("car", "drone"):
-        cfg = load_node_config(
-            GnssPoseConfig, REPO / "config" / f"{platform}.yaml", "gnss_pose_node"
-        )
+        path = REPO / "config" / f"{platform}.yaml"
+        cfg = load_node_config(GnssPoseConfig, path, "gnss_pose_node")
         assert cfg.map_frame == "map"
+        assert cfg.publish_tf is False  # one parent for base_link: fusion_node's TF tree
+        fusion = load_node_config(FusionConfig, path, "fusion_node")
+        assert fusion.use_nhc is fusion.use_wheel_speed is (platform == "car")

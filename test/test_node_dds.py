@@ -153,7 +153,7 @@ def test_shipped_config_is_accepted_by_the_node(context):
 
     args = ["--ros-args", "--params-file", str(REPO / "config" / "car.yaml")]
     node = GnssPoseNode(context=context, cli_args=args)
-    assert node.config.publish_tf is True
+    assert node.config.publish_tf is False  # fusion_node owns the TF tree
     node.destroy_node()
 
 

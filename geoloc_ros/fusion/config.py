@@ -15,6 +15,11 @@ class FusionConfig:
     map_frame: str = "map"
     odom_frame: str = "odom"
     base_frame: str = "base_link"
+    # node outputs (fusion_node only; the offline replay ignores them)
+    publish_tf: bool = True  # map -> odom
+    publish_odom_tf: bool = True  # odom -> base_link; off when e.g. wheel odometry publishes it
+    path_max_poses: int = 2000  # bound on the published nav_msgs/Path
+    output_rate_hz: float = 50.0  # odometry/global and TF, decimated from the IMU rate
     # smoother
     keyframe_period_s: float = 0.1
     lag_s: float = 10.0
@@ -26,6 +31,8 @@ class FusionConfig:
     accel_bias_rw: float = 0.002
     gyro_bias_rw: float = 2e-5
     integration_sigma: float = 1e-4
+    imu_accel_limit_mps2: float = 156.9  # sensor range (16 g): samples at it are saturated
+    imu_gyro_limit_radps: float = 34.9  # 2000 deg/s
     init_accel_bias_sigma: float = 0.2
     init_gyro_bias_sigma: float = 0.01
     # GNSS
@@ -45,9 +52,15 @@ class FusionConfig:
     wheel_scale_rw: float = 1e-4  # its random walk [1/sqrt(s)]
     use_nhc: bool = True  # non-holonomic constraint (cars); off for drones
     nhc_sigma_mps: float = 0.1  # lateral and vertical body velocity
+    # IMU orientation (AHRS output, e.g. a magnetometer-aided yaw): off by default,
+    # because a magnetic heading disagrees with the map's true north by the declination
+    use_imu_orientation: bool = False
+    imu_orientation_min_sigma_rad: float = 0.02  # floor on the reported orientation sigma
     # visual fixes
-    visual_gate_chi2: float = 0.0  # 0 = off (their covariances already carry multi-modality)
-    # initialisation (heading from motion)
+    visual_gate_chi2: float = 0.0  # Mahalanobis gate on the fix's dof; 0 = off
+    # initialisation: heading from motion (GNSS), from a visual fix, or - with
+    # start_at_origin - at the map origin with the IMU's orientation (dead reckoning)
+    start_at_origin: bool = False
     init_min_speed_mps: float = 2.0
     init_min_distance_m: float = 4.0
     init_yaw_sigma_rad: float = 0.2
@@ -74,9 +87,15 @@ class FusionConfig:
             "wheel_sigma_mps",
             "nhc_sigma_mps",
             "gnss_min_sigma_m",
+            "imu_orientation_min_sigma_rad",
+            "imu_accel_limit_mps2",
+            "imu_gyro_limit_radps",
+            "output_rate_hz",
         ]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.path_max_poses < 1:
+            raise ConfigError(f"path_max_poses must be at least 1, got {self.path_max_poses}")
         if self.gnss_latency_s < 0 or self.gnss_latency_s > 2.0:
             raise ConfigError(f"gnss_latency_s must be in [0, 2], got {self.gnss_latency_s}")

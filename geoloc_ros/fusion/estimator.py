@@ -21,7 +21,6 @@ from gtsam.symbol_shorthand import B, V, W, X
 from geoloc_ros.errors import InputRejected
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.fusion.factors import (
-    antenna_position_factor,
     body_velocity_factor,
     nonholonomic_factor,
     planar_pose_factor,
@@ -33,6 +32,8 @@ from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.types import CovarianceType, GnssFix, ImuSample, NavState, PoseFix
 
 log = logging.getLogger(__name__)
+
+RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8 s at 10 Hz
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,15 @@ class FusionEstimator:
         self._pim: gtsam.PreintegratedCombinedMeasurements | None = None
         self._nav: gtsam.NavState | None = None
         self._bias = gtsam.imuBias.ConstantBias()
-        self._est: gtsam.Values | None = None
+        # pose, velocity and marginal (GTSAM order) of the newest keyframes, as each was
+        # when it was the newest: measurements attach to these for prediction and gating
+        self._recent: dict[int, tuple[gtsam.Pose3, np.ndarray, np.ndarray]] = {}
         self._imu_buf: deque = deque(maxlen=2000)
         self._fix_buf: deque = deque(maxlen=50)
         self._pending: list[tuple[float, str, object]] = []
         self._wheel: deque = deque(maxlen=20)
         self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._imu_att: tuple[float, np.ndarray, np.ndarray] | None = None  # t, R_map_base, cov
         self._reject_since: float | None = None
         self.state: NavState | None = None
 
@@ -95,9 +99,13 @@ class FusionEstimator:
             raise InputRejected("IMU sample is not finite", "nan")
         if self._last_imu is not None and s.t_s <= self._last_imu[0]:
             raise InputRejected(f"IMU stamp {s.t_s:.6f} not after the last one", "out_of_order")
+        if s.q_xyzw is not None and s.cov_orientation_3x3 is not None:
+            self._store_attitude(s)
         if not self.initialized:
             self._imu_buf.append((s.t_s, acc, gyr))
             self._last_imu = (s.t_s, acc, gyr)
+            if self.cfg.start_at_origin:
+                self._init_at_origin(s.t_s)
             return None
         self._integrate_to(s.t_s, acc, gyr)
         return self._propagated(s.t_s)
@@ -132,9 +140,51 @@ class FusionEstimator:
         """A visual fix: 6-DoF (PoseNet) or planar x, y, yaw (map localizer)."""
         if fix.cov_pose_6x6 is None:
             raise InputRejected("pose fix without covariance", "covariance")
+        if not (np.isfinite(fix.p_m).all() and np.isfinite(fix.cov_pose_6x6).all()):
+            raise InputRejected("pose fix is not finite", "nan")
+        if np.abs(fix.p_m).max() > 1e5:
+            raise InputRejected("pose fix is more than 100 km from the map origin", "range")
+        if not self.initialized:
+            self._init_from_pose_fix(fix)
+            return
         self._pending.append((fix.t_s, "pose", fix))
 
     # -- internals ------------------------------------------------------------------------
+    def _store_attitude(self, s: ImuSample) -> None:
+        """Keep the latest AHRS orientation as R_map_base with a body-frame covariance."""
+        cov = s.cov_orientation_3x3
+        if not (np.isfinite(s.q_xyzw).all() and np.isfinite(cov).all()) or cov[0, 0] < 0:
+            return  # ROS marks "no orientation" with cov[0] = -1
+        R = matrix_from_xyzw(s.q_xyzw) @ self._R_base_imu.T
+        floor = self.cfg.imu_orientation_min_sigma_rad**2
+        cov_body = R.T @ (cov + np.eye(3) * floor) @ R  # ROS: fixed axes; GTSAM: body axes
+        self._imu_att = (s.t_s, R, cov_body)
+
+    def _init_at_origin(self, t: float) -> None:
+        """Dead-reckoning start: the map origin, tilt from gravity, yaw from the AHRS or 0."""
+        yaw = 0.0
+        if self._imu_att is not None:
+            R = self._imu_att[1]
+            yaw = float(np.arctan2(R[1, 0], R[0, 0]))
+        self._initialize(t, np.zeros(3), np.eye(3) * 1e-4, np.zeros(3), 0.05, yaw=yaw)
+
+    def _init_from_pose_fix(self, fix: PoseFix) -> None:
+        """Position and heading from one visual fix (no motion needed)."""
+        R = matrix_from_xyzw(fix.q_xyzw)
+        yaw = float(np.arctan2(R[1, 0], R[0, 0]))
+        cov = fix.cov_pose_6x6
+        yaw_sigma = float(np.sqrt(max(cov[5, 5], 1e-6)))
+        if yaw_sigma > 0.5 or max(cov[0, 0], cov[1, 1]) > 100.0:
+            self.counts["pose_too_loose_to_init"] += 1
+            return
+        cov_p = cov[:3, :3].copy()
+        if fix.dof == 3:
+            cov_p[2, 2] = 100.0
+        self._initialize(
+            fix.t_s, fix.p_m + R @ self._lever, cov_p, np.zeros(3), 2.0, yaw=yaw,
+            yaw_sigma=yaw_sigma,
+        )  # fmt: skip
+
     def _gnss_cov(self, fix: GnssFix) -> np.ndarray:
         c = self.cfg
         known = fix.covariance_type in (CovarianceType.DIAGONAL_KNOWN, CovarianceType.KNOWN)
@@ -167,8 +217,16 @@ class FusionEstimator:
         self._initialize(t1, p1, recent[-1][2], v, sigma_v)
 
     def _initialize(
-        self, t0: float, p_ant: np.ndarray, cov: np.ndarray, v: np.ndarray, sigma_v: float
+        self,
+        t0: float,
+        p_ant: np.ndarray,
+        cov: np.ndarray,
+        v: np.ndarray,
+        sigma_v: float,
+        yaw: float | None = None,
+        yaw_sigma: float | None = None,
     ) -> None:
+        """Start the graph at t0: antenna position p_ant, velocity v, tilt from gravity."""
         c = self.cfg
         recent = [a for t, a, _ in self._imu_buf if t0 - 1.0 <= t <= t0]
         if not recent:
@@ -176,7 +234,8 @@ class FusionEstimator:
         f = np.mean(recent, axis=0)
         roll = np.arctan2(f[1], f[2])
         pitch = np.arctan2(-f[0], np.hypot(f[1], f[2]))
-        yaw = np.arctan2(v[1], v[0])
+        if yaw is None:
+            yaw = np.arctan2(v[1], v[0])
         R = matrix_from_xyzw(xyzw_from_rpy(roll, pitch, yaw))
         pose = gtsam.Pose3(gtsam.Rot3(R), p_ant - R @ self._lever)
         params = gtsam.ISAM2Params()
@@ -184,7 +243,9 @@ class FusionEstimator:
         self._smoother = gtsam.IncrementalFixedLagSmoother(c.lag_s, params)
         sp = np.sqrt(np.maximum(np.diag(cov), 0.01))
         graph = gtsam.NonlinearFactorGraph()
-        yaw_sigma = max(c.init_yaw_sigma_rad, float(np.arctan2(3 * sigma_v, np.hypot(*v[:2]))))
+        if yaw_sigma is None:
+            speed = max(float(np.hypot(*v[:2])), 1e-3)
+            yaw_sigma = max(c.init_yaw_sigma_rad, float(np.arctan2(3 * sigma_v, speed)))
         sig_pose = np.r_[c.init_tilt_sigma_rad, c.init_tilt_sigma_rad, yaw_sigma, sp]
         graph.add(gtsam.PriorFactorPose3(X(0), pose, gtsam.noiseModel.Diagonal.Sigmas(sig_pose)))
         sv = max(sigma_v, 0.2)
@@ -215,7 +276,7 @@ class FusionEstimator:
         for t, acc, gyr in later:
             self._integrate_to(t, acc, gyr)
         self.counts["initialized"] += 1
-        log.info("fusion initialised at t=%.3f, yaw %.1f deg from motion", t0, np.degrees(yaw))
+        log.info("fusion initialised at t=%.3f, yaw %.1f deg", t0, np.degrees(yaw))
 
     def _integrate_to(self, t: float, acc: np.ndarray, gyr: np.ndarray) -> None:
         t_prev = self._last_imu[0]
@@ -247,6 +308,7 @@ class FusionEstimator:
         )
         self._t_kf[k] = t
         self._wheel_factor(graph, k, t)
+        self._attitude_factor(graph, k, t)
         self._attach_pending(graph, t)
         self._update(graph, values, k, t)
         self._pim.resetIntegrationAndSetBias(self._bias)
@@ -256,18 +318,21 @@ class FusionEstimator:
         for key in (X(k), V(k), B(k), W(k)):
             stamps.insert((key, t))
         self._smoother.update(graph, values, stamps)
-        self._est = self._smoother.calculateEstimate()
         self._k = k
         self._t_kf[k] = t
         for old in [i for i, ti in self._t_kf.items() if ti < t - self.cfg.lag_s - 1.0]:
             del self._t_kf[old]
-        pose = self._est.atPose3(X(k))
-        vel = self._est.atVector(V(k))
+        sm = self._smoother  # per-key estimates: the whole window would cost ~0.5 ms
+        pose = sm.calculateEstimatePose3(X(k))
+        vel = sm.calculateEstimateVector(V(k))
         self._nav = gtsam.NavState(pose, vel)
-        self._bias = self._est.atConstantBias(B(k))
-        self._scale = self._est.atVector(W(k))
+        self._bias = sm.calculateEstimateConstantBias(B(k))
+        self._scale = sm.calculateEstimateVector(W(k))
         R = pose.rotation().matrix()
-        cov = cov_ros_from_gtsam(self._smoother.marginalCovariance(X(k)), R)
+        P = sm.marginalCovariance(X(k))
+        self._recent[k] = (pose, vel, P)
+        self._recent.pop(k - RECENT_KEYFRAMES, None)
+        cov = cov_ros_from_gtsam(P, R)
         self.state = NavState(
             t_s=t, p_m=pose.translation(), q_xyzw=xyzw_from_matrix(R), v_mps=vel,
             w_radps=self._last_imu[2] - self._bias.gyroscope() if self._last_imu else np.zeros(3),
@@ -287,6 +352,14 @@ class FusionEstimator:
         graph.add(
             body_velocity_factor(X(k), V(k), W(k), speed, gtsam.noiseModel.Diagonal.Sigmas(sig))
         )
+
+    def _attitude_factor(self, graph, k: int, t: float) -> None:
+        att = self._imu_att
+        if not self.cfg.use_imu_orientation or att is None or abs(att[0] - t) > 0.1:
+            return
+        noise = gtsam.noiseModel.Gaussian.Covariance(att[2])
+        graph.add(gtsam.PoseRotationPrior3D(X(k), gtsam.Rot3(att[1]), noise))
+        self.counts["imu_orientation_used"] += 1
 
     def _keyframe_before(self, t: float) -> int | None:
         for i in range(self._k, -1, -1):
@@ -317,11 +390,9 @@ class FusionEstimator:
     def _gnss_factor(self, graph, j: int, t_meas: float, z: np.ndarray, cov: np.ndarray) -> None:
         c = self.cfg
         dt = t_meas - self._t_kf[j]
-        pose = self._est.atPose3(X(j))
-        v = self._est.atVector(V(j))
+        pose, v, P = self._keyframe(j)
         R = pose.rotation().matrix()
         r = z - (pose.translation() + R @ self._lever + v * dt)
-        P = self._smoother.marginalCovariance(X(j))
         H = np.hstack([-R @ skew(self._lever), R])
         S = H @ P @ H.T + cov + np.eye(3) * (0.5 * dt) ** 2
         nis = float(r @ np.linalg.solve(S, r))
@@ -342,29 +413,56 @@ class FusionEstimator:
                 else gtsam.noiseModel.mEstimator.Cauchy.Create(c.gnss_robust_k)
             )
             noise = gtsam.noiseModel.Robust.Create(est, noise)
-        graph.add(antenna_position_factor(X(j), V(j), z, self._lever, dt, noise))
+        # GTSAM's own C++ factor (a Python CustomFactor costs ~40 us per relinearisation);
+        # the fix is moved back to the keyframe by the keyframe's velocity estimate
+        graph.add(gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise))
         self.counts["gnss_used"] += 1
         self.decisions.append(Decision(t_meas, True, "", nis))
 
     def _pose_factor(self, graph, j: int, t_meas: float, fix: PoseFix) -> None:
         dt = t_meas - self._t_kf[j]
-        v = self._est.atVector(V(j))
+        v = self._keyframe(j)[1]
         p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
         R = matrix_from_xyzw(fix.q_xyzw)
         if fix.dof == 3:
             sel = fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
             yaw = np.arctan2(R[1, 0], R[0, 0])
-            graph.add(
-                planar_pose_factor(
-                    X(j), [p[0], p[1], yaw], gtsam.noiseModel.Gaussian.Covariance(sel)
-                )
+            factor = planar_pose_factor(
+                X(j), [p[0], p[1], yaw], gtsam.noiseModel.Gaussian.Covariance(sel)
             )
         else:
             cov = cov_gtsam_from_ros(fix.cov_pose_6x6, R)
             noise = gtsam.noiseModel.Gaussian.Covariance(cov)
-            graph.add(gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise))
+            factor = gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise)
+        if self.cfg.visual_gate_chi2 > 0:
+            nis = self._pose_nis(factor, j)
+            if nis > self.cfg.visual_gate_chi2:
+                self.counts[f"pose{fix.dof}_gated"] += 1
+                self.decisions.append(Decision(t_meas, False, f"pose{fix.dof}_gate", nis))
+                return
+        graph.add(factor)
         self.counts[f"pose{fix.dof}_used"] += 1
         self.decisions.append(Decision(t_meas, True, f"pose{fix.dof}"))
+
+    def _pose_nis(self, factor, j: int) -> float:
+        """Mahalanobis distance of a pose factor's residual, with the state's uncertainty."""
+        pose, _, P = self._keyframe(j)
+        values = gtsam.Values()
+        values.insert(X(j), pose)
+        A, b = factor.linearize(values).jacobian()  # whitened: A = L H, b = -L r
+        S = A @ P @ A.T + np.eye(len(b))
+        return float(b @ np.linalg.solve(S, b))
+
+    def _keyframe(self, j: int) -> tuple[gtsam.Pose3, np.ndarray, np.ndarray]:
+        """Pose, velocity and pose marginal of keyframe j (cached for recent ones)."""
+        if j in self._recent:
+            return self._recent[j]
+        sm = self._smoother
+        return (
+            sm.calculateEstimatePose3(X(j)),
+            sm.calculateEstimateVector(V(j)),
+            sm.marginalCovariance(X(j)),
+        )
 
     def _propagated(self, t: float) -> NavState | None:
         if self._nav is None or self.state is None:

@@ -25,6 +25,21 @@ def check_covariance(cov, n: int, name: str = "covariance", rel_tol: float = 1e-
     if c.size != n * n:
         raise InputRejected(f"{name} must have {n * n} elements, got {c.size}", "covariance")
     c = c.reshape(n, n)
+    key = (c.tobytes(), rel_tol)
+    if key in _VALID:  # sensors repeat one covariance for hours: validate it once
+        return c.copy()
+    _validate(c, name, rel_tol)
+    if len(_VALID) >= _VALID_MAX:
+        _VALID.clear()
+    _VALID.add(key)
+    return c
+
+
+_VALID: set[tuple[bytes, float]] = set()
+_VALID_MAX = 256
+
+
+def _validate(c: np.ndarray, name: str, rel_tol: float) -> None:
     if not np.isfinite(c).all():
         raise InputRejected(f"{name} contains NaN or inf", "covariance")
     scale = max(float(np.abs(c).max()), 1e-300)
@@ -34,7 +49,6 @@ def check_covariance(cov, n: int, name: str = "covariance", rel_tol: float = 1e-
         raise InputRejected(f"{name} has a variance <= 0: {np.diag(c).tolist()}", "covariance")
     if np.linalg.eigvalsh(0.5 * (c + c.T)).min() < -rel_tol * scale:
         raise InputRejected(f"{name} is not positive semi-definite", "covariance")
-    return c
 
 
 def _swap_blocks(R_parent_child: np.ndarray) -> np.ndarray:

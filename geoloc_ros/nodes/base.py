@@ -26,7 +26,7 @@ from rclpy.qos import (
 
 from geoloc_ros.config import ROS_RESERVED, flatten, from_mapping, load_node_config
 from geoloc_ros.errors import ConfigError
-from geoloc_ros.health import InputHealth
+from geoloc_ros.health import InputHealth, InputStatus
 from geoloc_ros.io.msgtypes import RclpyTypes
 
 T = TypeVar("T")
@@ -94,11 +94,21 @@ def declare_config(node: Node, cls: type[T], argv: Sequence[str] | None = None) 
 
 
 class Diagnostics:
-    """Publishes one DiagnosticStatus per input on /diagnostics every `period_s`."""
+    """Publishes one DiagnosticStatus per input on /diagnostics every `period_s`.
 
-    def __init__(self, node: Node, inputs: Sequence[str], period_s: float = 1.0) -> None:
+    `extra(now_s)`, if given, adds the node's own statuses (e.g. estimator health).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        inputs: Sequence[str],
+        period_s: float = 1.0,
+        extra: Callable[[float], Sequence[InputStatus]] | None = None,
+    ) -> None:
         self._node = node
         self.inputs = {name: InputHealth(name) for name in inputs}
+        self._extra = extra
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._hardware_id = node.get_fully_qualified_name()
         self._timer = node.create_timer(period_s, self.publish)
@@ -120,8 +130,10 @@ class Diagnostics:
         now_s = self._now_s()
         msg = DiagnosticArray()
         msg.header.stamp = self._node.get_clock().now().to_msg()
-        for health in self.inputs.values():
-            r = health.report(now_s)
+        reports = [health.report(now_s) for health in self.inputs.values()]
+        if self._extra is not None:
+            reports.extend(self._extra(now_s))
+        for r in reports:
             msg.status.append(
                 DiagnosticStatus(
                     level=bytes([int(r.level)]),

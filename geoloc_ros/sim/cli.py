@@ -61,6 +61,7 @@ def _cmd_drive(args: argparse.Namespace) -> int:
         drone_camera=args.drone_camera,
         drone_altitude_m=_altitude_range(args.drone_altitude),
         appearance=args.appearance,
+        camera_rate_hz=args.camera_rate,
     )
     out = Path(args.out)
     check_output(out)  # before the world loads: fail fast
@@ -126,6 +127,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--drone-altitude", default="50:120", metavar="MIN:MAX", help="metres above ground"
     )
     p.add_argument("--appearance", default="random", help="random (default) or map")
+    p.add_argument("--camera-rate", type=float, default=10.0,
+                   help="camera frames per second, 10-20; 0 = none (fusion-only)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_drive)
 

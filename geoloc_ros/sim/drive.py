@@ -48,7 +48,7 @@ class DriveConfig:
     duration_s: float = 60.0
     seed: int = 0
     gnss_outages: tuple[tuple[float, float], ...] = ()  # (start_s from bag start, duration_s)
-    camera_rate_hz: float = 10.0
+    camera_rate_hz: float = 10.0  # 0 = no camera (fusion-only drives, long benchmarks)
     ground_truth_rate_hz: float = 50.0
     drone_camera: str = "nadir"  # nadir | oblique
     drone_altitude_m: tuple[float, float] = (50.0, 120.0)  # above ground
@@ -61,8 +61,8 @@ class DriveConfig:
             raise ConfigError(f"duration must be in (0, 3600] s, got {self.duration_s}")
         if self.seed < 0:
             raise ConfigError(f"seed must be non-negative, got {self.seed}")
-        if not 10.0 <= self.camera_rate_hz <= 20.0:
-            raise ConfigError(f"camera rate must be 10-20 Hz, got {self.camera_rate_hz}")
+        if not (self.camera_rate_hz == 0.0 or 10.0 <= self.camera_rate_hz <= 20.0):
+            raise ConfigError(f"camera rate must be 0 or 10-20 Hz, got {self.camera_rate_hz}")
         lo, hi = self.drone_altitude_m
         if not 30.0 <= lo <= hi <= 150.0:
             raise ConfigError(
@@ -190,10 +190,12 @@ def simulate_drive(world: World, cfg: DriveConfig, out: str | Path, progress: bo
     look = Appearance.random(rng_look) if cfg.appearance == "random" else Appearance.orthophoto()
     types = RosbagsTypes(default_typestore())
     info = _sim_info(world, cfg, look, imu_cfg, gnss_cfg, g)
-    t_cam = traj.times(cfg.camera_rate_hz, T0_S, t_end)
+    t_cam = traj.times(cfg.camera_rate_hz, T0_S, t_end) if cfg.camera_rate_hz else np.zeros(0)
     with BagWriter(out) as bag:
         for topic, msgtype in topics.TYPES.items():
             if topic == topics.WHEEL_ODOM and wheel is None:
+                continue
+            if topic in (topics.IMAGE, topics.CAMERA_INFO) and not len(t_cam):
                 continue
             bag.add_topic(topic, msgtype, latched=topic in (topics.TF_STATIC, topics.SIM_INFO))
         bag.write(topics.SIM_INFO, T0_S, types.get("std_msgs/msg/String")(data=info))

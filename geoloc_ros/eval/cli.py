@@ -1,0 +1,78 @@
+"""`geoloc eval BAG --out DIR`: the parser and a short table of the results."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _window(text: str) -> tuple[float, float]:
+    start, sep, dur = text.partition(":")
+    try:
+        a, d = float(start), float(dur)
+    except ValueError:
+        msg = f"expected START:DURATION in seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not sep or a < 0 or d <= 0:
+        raise argparse.ArgumentTypeError(f"expected START>=0 and DURATION>0, got {text!r}")
+    return a, d
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from geoloc_ros.eval.report import fusion_config, parse_estimators, run_eval  # noqa: PLC0415
+
+    estimators = parse_estimators(args.estimators)
+    cfg = fusion_config(args.config, args.set or ())
+    rep = run_eval(args.bag, args.out, cfg, estimators, args.gnss_outage, args.no_gnss,
+                   progress=not args.quiet)  # fmt: skip
+    print(format_table(rep))
+    print(f"report in {args.out}/ (metrics.json, *.tum, trajectories.png, errors.png)")
+    return 0
+
+
+def _f(v: Any, fmt: str = ".2f") -> str:
+    return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+
+def format_table(rep: dict[str, Any]) -> str:
+    """One line per estimate: horizontal RMSE and max, outage max, 3-D RMSE."""
+    rows = [f"{'estimate':<10}{'RMSE_h [m]':>12}{'max_h [m]':>11}{'outage max':>12}"
+            f"{'RMSE_3d [m]':>13}{'poses':>8}"]  # fmt: skip
+    for name, e in rep["estimates"].items():
+        h = e.get("ape_horizontal_m", {})
+        d3 = e.get("ape_3d_m", {})
+        rows.append(f"{name:<10}{_f(h.get('rmse')):>12}{_f(h.get('max')):>11}"
+                    f"{_f(e.get('max_horizontal_in_outage_m')):>12}{_f(d3.get('rmse')):>13}"
+                    f"{e['poses']:>8}")  # fmt: skip
+    fus = rep["estimates"].get("fusion", {})
+    if fus.get("final_position_m") is not None:
+        rows.append(
+            "fusion final position [m]: " + ", ".join(f"{v:.2f}" for v in fus["final_position_m"])
+        )
+    if fus.get("nees_position"):
+        n = fus["nees_position"]
+        rows.append(f"fusion NEES inside 95% bounds: {100 * n['fraction_inside']:.1f} %")
+    if rep["rejections"]:
+        rows.append("rejected: " + ", ".join(f"{k} {v}" for k, v in rep["rejections"].items()))
+    rf = rep.get("realtime_factor")
+    rows.append(f"replay: {rep['duration_s']:.1f} s of data in {rep['replay_wall_s']:.1f} s "
+                f"({_f(rf, '.0f')}x real time)")  # fmt: skip
+    return "\n".join(rows)
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("eval", help="replay a bag through the estimators and measure them")
+    p.add_argument("bag", help="rosbag2 (.mcap, directory) with /imu, /fix, ... (DESIGN.md)")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--estimators", default="fusion,gnss",
+                   help="comma-separated: fusion, gnss (raw fixes); default both")  # fmt: skip
+    p.add_argument("--gnss-outage", type=_window, metavar="START:DURATION",
+                   help="withhold fixes in this window, seconds from the bag's start")  # fmt: skip
+    p.add_argument("--no-gnss", action="store_true",
+                   help="use no fixes: dead reckoning from the map origin")  # fmt: skip
+    p.add_argument("--config", help="ROS parameter YAML with a fusion_node section "
+                   "(default: built-in defaults)")  # fmt: skip
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one fusion parameter (repeatable)")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)

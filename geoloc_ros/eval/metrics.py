@@ -1,0 +1,109 @@
+"""Accuracy of an estimate against ground truth, measured with evo.
+
+Horizontal figures are evo's APE on trajectories with z set to 0; 3-D figures on the
+full positions. Consistency is the position NEES against the estimate's own covariance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geoloc_ros.eval.trajectory import Trajectory
+
+NEES_DOF = 3
+JUMP_RAW_ERROR_M = 10.0  # a raw fix this far from the truth is a multipath jump
+
+
+@dataclass(frozen=True)
+class Errors:
+    """Estimate and truth on the same stamps, and the horizontal error between them."""
+
+    est: Trajectory
+    ref: Trajectory
+    err_h_m: np.ndarray
+
+    @property
+    def t_s(self) -> np.ndarray:
+        return self.est.t_s
+
+
+def align(est: Trajectory, gt: Trajectory, mode: str = "none") -> Errors:
+    """Interpolate gt at est's stamps; `mode` none | origin (first pose) | se3 (Umeyama)."""
+    ref, ok = gt.at(est.t_s)
+    est = est.select(ok)
+    if mode != "none" and len(est) > 1:
+        e, r = est.to_evo(), ref.to_evo()
+        if mode == "origin":
+            e.align_origin(r)
+        elif mode == "se3":
+            e.align(r)
+        else:
+            raise ValueError(f"alignment must be none, origin or se3, got {mode!r}")
+        est = Trajectory(est.t_s, e.positions_xyz, e.orientations_quat_wxyz[:, [1, 2, 3, 0]], None)
+    err_h = np.linalg.norm(est.p_m[:, :2] - ref.p_m[:, :2], axis=1)
+    return Errors(est, ref, err_h)
+
+
+def ape(errors: Errors, horizontal: bool) -> dict[str, float]:
+    """evo's APE (translation) statistics: rmse, mean, median, std, min, max."""
+    from evo.core import metrics  # noqa: PLC0415
+
+    if len(errors.est) == 0:
+        return {}
+    m = metrics.APE(metrics.PoseRelation.translation_part)
+    m.process_data((errors.ref.to_evo(horizontal), errors.est.to_evo(horizontal)))
+    return {k: float(v) for k, v in m.get_all_statistics().items()}
+
+
+def window_max(errors: Errors, window_s: tuple[float, float] | None) -> float | None:
+    """Largest horizontal error with the stamp inside [start, end)."""
+    if window_s is None:
+        return None
+    m = (errors.t_s >= window_s[0]) & (errors.t_s < window_s[1])
+    return float(errors.err_h_m[m].max()) if m.any() else None
+
+
+def jump_response(errors: Errors, raw: Errors) -> dict[str, float | int] | None:
+    """Where raw GNSS is off by > 10 m (multipath), how far off is the estimate at most?"""
+    bad = raw.err_h_m > JUMP_RAW_ERROR_M
+    if not bad.any():
+        return None
+    t_bad = raw.t_s[bad]
+    near = np.min(np.abs(errors.t_s[:, None] - t_bad[None, :]), axis=1) <= 0.5
+    starts = int(np.sum(np.diff(np.r_[0, bad.astype(int)]) == 1))
+    return {
+        "raw_fixes_off_by_10m": int(bad.sum()),
+        "episodes": starts,
+        "raw_max_error_m": float(raw.err_h_m[bad].max()),
+        "fused_max_error_m": float(errors.err_h_m[near].max()) if near.any() else float("nan"),
+    }
+
+
+def nees(errors: Errors) -> dict[str, float] | None:
+    """Position NEES per stamp and the share inside the two-sided 95 % chi-square bounds."""
+    from scipy.stats import chi2  # noqa: PLC0415
+
+    cov = errors.est.cov_p_3x3
+    if cov is None or len(errors.est) == 0:
+        return None
+    e = errors.est.p_m - errors.ref.p_m
+    values = np.array([r @ np.linalg.solve(c, r) for r, c in zip(e, cov, strict=True)])
+    lo, hi = chi2.ppf([0.025, 0.975], NEES_DOF)
+    inside = (values >= lo) & (values <= hi)
+    return {
+        "dof": NEES_DOF,
+        "bounds": [float(lo), float(hi)],
+        "fraction_inside": float(inside.mean()),
+        "fraction_above": float((values > hi).mean()),
+        "fraction_below": float((values < lo).mean()),
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+    }
+
+
+def nees_series(errors: Errors) -> np.ndarray:
+    cov = errors.est.cov_p_3x3
+    e = errors.est.p_m - errors.ref.p_m
+    return np.array([r @ np.linalg.solve(c, r) for r, c in zip(e, cov, strict=True)])

@@ -1,0 +1,195 @@
+"""`geoloc eval`: replay a bag, measure every estimate against ground truth, write a report.
+
+Output folder: metrics.json, one TUM file per estimate plus ground_truth.tum (all in
+the run's local ENU map frame), rejections.csv, trajectories.png and errors.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from geoloc_ros.config import flatten, from_mapping, load_node_config
+from geoloc_ros.errors import ConfigError, GeolocError
+from geoloc_ros.eval import metrics, plots
+from geoloc_ros.eval.replay import ReplayResult, replay_fusion
+from geoloc_ros.eval.trajectory import Trajectory
+from geoloc_ros.fusion.config import FusionConfig
+from geoloc_ros.geo.wgs84 import LocalTangentPlane
+
+ESTIMATORS = ("fusion", "gnss")
+"""What `--estimators` can name today (the visual localizers join with their issues)."""
+
+FUSION_NODE = "fusion_node"
+
+
+def fusion_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FusionConfig:
+    """The fusion_node section of a ROS parameter file, then `key=value` overrides (YAML values)."""
+    cfg = load_node_config(FusionConfig, path, FUSION_NODE) if path else FusionConfig()
+    values = flatten(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        if key not in values:
+            raise ConfigError(f"--set: unknown fusion parameter '{key}'")
+        values[key] = yaml.safe_load(raw)
+    return from_mapping(FusionConfig, values, "fusion parameters")
+
+
+def parse_estimators(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ESTIMATORS]
+    if unknown or not names:
+        raise GeolocError(f"unknown estimator {unknown[0] if unknown else text!r}; "
+                          f"available: {', '.join(ESTIMATORS)}")  # fmt: skip
+    return names
+
+
+def run_eval(
+    bag: str | Path,
+    out_dir: str | Path,
+    cfg: FusionConfig,
+    estimators: Sequence[str] = ESTIMATORS,
+    gnss_outage_s: tuple[float, float] | None = None,
+    no_gnss: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Replay, measure, write the report; returns what metrics.json holds."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if no_gnss:
+        cfg = dataclasses.replace(cfg, start_at_origin=True)
+    res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress)
+    ltp = LocalTangentPlane(*res.datum) if res.datum else None
+    trajs: dict[str, Trajectory] = {}
+    if "fusion" in estimators:
+        trajs["fusion"] = res.fusion_trajectory()
+    if "gnss" in estimators and res.fixes_enu:
+        trajs["gnss"] = res.gnss_trajectory()
+    gt, alignment = _ground_truth(res, ltp)
+    for name, traj in trajs.items():
+        traj.write_tum(out / f"{name}.tum")
+    report: dict[str, Any] = {
+        "bag": str(bag),
+        "duration_s": res.duration_s,
+        "replay_wall_s": res.wall_s,
+        "realtime_factor": res.duration_s / res.wall_s if res.wall_s > 0 else None,
+        "datum": list(res.datum) if res.datum else None,
+        "gnss_outage_s": list(gnss_outage_s) if gnss_outage_s else None,
+        "no_gnss": no_gnss,
+        "fusion_config": flatten(cfg),
+        "ground_truth": None,
+        "estimates": {},
+        "fusion_counts": res.counts,
+        "resets": res.resets,
+        "withheld_fixes": res.withheld_fixes,
+        "rejections": _rejection_counts(res),
+    }
+    errors: dict[str, metrics.Errors] = {}
+    if gt is not None and len(gt) > 1:
+        gt.write_tum(out / "ground_truth.tum")
+        report["ground_truth"] = {"poses": len(gt), "alignment": alignment}
+        for name, traj in trajs.items():
+            if len(traj):
+                errors[name] = metrics.align(traj, gt, alignment)
+    for name, traj in trajs.items():
+        report["estimates"][name] = _estimate_report(name, traj, errors, res)
+    if "fusion" in trajs and len(trajs["fusion"]):
+        last = trajs["fusion"]
+        report["estimates"]["fusion"]["final_position_m"] = last.p_m[-1].tolist()
+    _write_rejections(out / "rejections.csv", res)
+    _plots(out, res, trajs, gt, errors)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    return report
+
+
+def _ground_truth(
+    res: ReplayResult, ltp: LocalTangentPlane | None
+) -> tuple[Trajectory | None, str]:
+    """Ground truth in the map frame, and the alignment its comparison needs."""
+    if not res.ground_truth:
+        return None, "none"
+    in_earth = res.ground_truth[0].frame_id == "earth"
+    if in_earth and ltp is not None:
+        return Trajectory.ground_truth(res.ground_truth, ltp), "none"
+    if in_earth:  # no datum (no GNSS): a tangent plane at the first true pose, origin-aligned
+        from geoloc_ros.geo.wgs84 import geodetic_from_ecef  # noqa: PLC0415
+
+        lat, lon, alt = geodetic_from_ecef(res.ground_truth[0].p_m)
+        local = LocalTangentPlane(float(lat), float(lon), float(alt))
+        return Trajectory.ground_truth(res.ground_truth, local), "origin"
+    return Trajectory.ground_truth(res.ground_truth, None), "se3"  # a local frame of its own
+
+
+def _estimate_report(
+    name: str, traj: Trajectory, errors: dict[str, metrics.Errors], res: ReplayResult
+) -> dict[str, Any]:
+    rep: dict[str, Any] = {"poses": len(traj), "tum": f"{name}.tum"}
+    e = errors.get(name)
+    if e is None or len(e.est) == 0:
+        return rep
+    rep["ape_horizontal_m"] = metrics.ape(e, horizontal=True)
+    rep["ape_3d_m"] = metrics.ape(e, horizontal=False)
+    rep["max_horizontal_in_outage_m"] = metrics.window_max(e, res.outage_s)
+    if name == "fusion":
+        if "gnss" in errors:
+            rep["multipath_response"] = metrics.jump_response(e, errors["gnss"])
+        rep["nees_position"] = metrics.nees(e)
+    return rep
+
+
+def _rejection_counts(res: ReplayResult) -> dict[str, int]:
+    counts = Counter(f"{r.input}/{r.reason}" for r in res.rejections)
+    counts.update(f"fix/{d.reason}" for d in res.decisions if not d.accepted)
+    return dict(sorted(counts.items()))
+
+
+def _write_rejections(path: Path, res: ReplayResult) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t_s", "input", "reason", "nis", "message"])
+        for r in res.rejections:
+            w.writerow([f"{r.t_s:.6f}", r.input, r.reason, "", r.message])
+        for d in res.decisions:
+            if not d.accepted:
+                w.writerow([f"{d.t_s:.6f}", "fix", d.reason, f"{d.nis:.2f}", "Mahalanobis gate"])
+
+
+def _plots(out: Path, res: ReplayResult, trajs, gt, errors) -> None:
+    gated_t = np.array([d.t_s for d in res.decisions if not d.accepted and d.reason == "gate"])
+    rejected_p = np.zeros((0, 3))
+    if "gnss" in trajs and len(gated_t):
+        g = trajs["gnss"]
+        # decisions carry the latency-corrected time; match each to its nearest raw fix
+        idx = np.abs(g.t_s[:, None] - gated_t[None, :] - res.latency_s).argmin(0)
+        rejected_p = g.p_m[idx]
+    outage_p = None
+    if res.outage_s is not None and gt is not None:
+        m = (gt.t_s >= res.outage_s[0]) & (gt.t_s < res.outage_s[1])
+        outage_p = gt.p_m[m]
+    plots.plot_trajectories(
+        out / "trajectories.png",
+        gt.p_m if gt is not None else None,
+        {k: v.p_m for k, v in trajs.items()},
+        rejected_p,
+        outage_p,
+    )
+    if errors:
+        plots.plot_errors(out / "errors.png", errors, res.bag_start_s, res.outage_s, gated_t)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,208 @@
+"""Messages in, fused states out: the body of fusion_node, also what `geoloc eval` replays.
+
+FusionPipeline converts each ROS message (rclpy or rosbags objects alike) to a core
+type, checks its stamp against its stream, and hands it to one FusionEstimator. It
+also keeps the continuous `odom` frame (REP-105): odom -> base_link integrates the
+fused body velocity and gyro, so it never jumps; map -> odom absorbs the corrections.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gtsam
+import numpy as np
+
+from geoloc_ros.errors import InputRejected, TimeJump
+from geoloc_ros.fusion.config import FusionConfig
+from geoloc_ros.fusion.estimator import Decision, FusionEstimator
+from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix
+from geoloc_ros.io.convert import (
+    gnss_from_msg,
+    imu_from_msg,
+    posefix_from_msg,
+    stamp_of,
+)
+from geoloc_ros.timeutil import TimeGuard
+from geoloc_ros.types import CovarianceType, GnssFix, GnssStatus, NavState
+
+INPUTS = ("imu", "fix", "wheel_odom", "map_localizer/fix", "posenet/fix")
+"""The fusion's inputs, named as the node's (relative, remappable) topics."""
+
+DEFAULT_WHEEL_VARIANCE_M2PS2 = 0.01  # odometry without a twist covariance
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One message the pipeline refused, for diagnostics and the eval report."""
+
+    t_s: float
+    input: str
+    reason: str
+    message: str
+
+
+class OdomFrame:
+    """T_odom_base by dead reckoning on the fused velocity and rate: continuous by design."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.t_s: float | None = None
+        self.R_odom_base = np.eye(3)
+        self.p_odom_base = np.zeros(3)
+        self._R_map_odom = np.eye(3)
+        self._p_map_odom = np.zeros(3)
+
+    def update(self, s: NavState) -> None:
+        R_map_base = matrix_from_xyzw(s.q_xyzw)
+        if self.t_s is None:  # odom starts where map is, so map -> odom starts at identity
+            self.R_odom_base, self.p_odom_base = R_map_base, s.p_m.copy()
+        else:
+            dt = s.t_s - self.t_s
+            v_base = R_map_base.T @ s.v_mps
+            self.p_odom_base = self.p_odom_base + self.R_odom_base @ v_base * dt
+            self.R_odom_base = self.R_odom_base @ gtsam.Rot3.Expmap(s.w_radps * dt).matrix()
+        self.t_s = s.t_s
+        self._R_map_odom = R_map_base @ self.R_odom_base.T
+        self._p_map_odom = s.p_m - self._R_map_odom @ self.p_odom_base
+
+    @property
+    def T_map_odom(self) -> tuple[np.ndarray, np.ndarray]:
+        """(p_m, q_xyzw) of odom in map."""
+        return self._p_map_odom, xyzw_from_matrix(self._R_map_odom)
+
+    @property
+    def T_odom_base(self) -> tuple[np.ndarray, np.ndarray]:
+        """(p_m, q_xyzw) of base_link in odom."""
+        return self.p_odom_base, xyzw_from_matrix(self.R_odom_base)
+
+
+class FusionPipeline:
+    """Routes messages to one FusionEstimator; `handle` raises InputRejected for bad ones."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        self.cfg = cfg
+        self.estimator = FusionEstimator(cfg)
+        self.odom = OdomFrame()
+        self._guards = {name: TimeGuard() for name in INPUTS}
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.resets = 0
+        self._handlers: dict[str, Callable[[Any], NavState | None]] = {
+            "imu": self._imu,
+            "fix": self._fix,
+            "wheel_odom": self._wheel,
+            "map_localizer/fix": lambda m: self._pose(m, 3, "map_localizer"),
+            "posenet/fix": lambda m: self._pose(m, 6, "posenet"),
+        }
+
+    def reset(self) -> None:
+        """Forget the state and the stream stamps (time jump, bag loop)."""
+        self.estimator.reset()
+        self.odom.reset()
+        for guard in self._guards.values():
+            guard.reset()
+        self.resets += 1
+
+    def handle(self, name: str, msg: Any) -> NavState | None:
+        """Feed one message of input `name`; returns the IMU-rate state for IMU messages."""
+        if name not in self._handlers:
+            raise KeyError(f"unknown fusion input {name!r}; known: {', '.join(INPUTS)}")
+        try:
+            out = self._handlers[name](msg)
+        except InputRejected as exc:
+            self.rejected[(name, exc.reason)] += 1
+            raise
+        self.accepted[name] += 1
+        return out
+
+    def take_decisions(self) -> list[Decision]:
+        """Gating decisions since the last call (the estimator keeps none afterwards)."""
+        out = list(self.estimator.decisions)
+        self.estimator.decisions.clear()
+        return out
+
+    def _stamp(self, name: str, t_s: float) -> None:
+        try:
+            self._guards[name].check(t_s)
+        except TimeJump:
+            self.reset()
+            self._guards[name].check(t_s)
+
+    def _imu(self, msg: Any) -> NavState | None:
+        s = imu_from_msg(msg)
+        if np.abs(s.accel_mps2).max() >= self.cfg.imu_accel_limit_mps2:
+            raise InputRejected("IMU acceleration at the sensor's range (saturated)", "saturated")
+        if np.abs(s.gyro_radps).max() >= self.cfg.imu_gyro_limit_radps:
+            raise InputRejected("IMU rate at the sensor's range (saturated)", "saturated")
+        self._stamp("imu", s.t_s)
+        state = self.estimator.on_imu(s)
+        if state is not None:
+            self.odom.update(state)
+        return state
+
+    def _fix(self, msg: Any) -> None:
+        """NO_FIX is information, not bad input: the estimator counts it (gnss_no_fix)."""
+        fix = gnss_from_msg(msg)
+        self._stamp("fix", fix.t_s)
+        self.estimator.on_gnss(fix)
+        return None
+
+    def _wheel(self, msg: Any) -> None:
+        """Only the forward speed (twist.linear.x, child frame) and its variance are used."""
+        t_s = stamp_of(msg)
+        speed = float(msg.twist.twist.linear.x)
+        var = float(msg.twist.covariance[0])
+        if not (np.isfinite(var) and var > 0):
+            var = DEFAULT_WHEEL_VARIANCE_M2PS2
+        self._stamp("wheel_odom", t_s)
+        self.estimator.on_wheel_speed(t_s, speed, var)
+        return None
+
+    def _pose(self, msg: Any, dof: int, source: str) -> None:
+        fix = posefix_from_msg(msg, dof, source)
+        if fix.frame_id and fix.frame_id != self.cfg.map_frame:
+            raise InputRejected(
+                f"{source} fix is in frame '{fix.frame_id}', expected '{self.cfg.map_frame}'",
+                "frame",
+            )
+        self._stamp(f"{source}/fix", fix.t_s)
+        self.estimator.on_pose_fix(fix)
+        return None
+
+    def fused_fix(self, s: NavState) -> GnssFix | None:
+        """The fused base_link position as a WGS84 fix with its ENU covariance."""
+        ltp = self.estimator.ltp
+        if ltp is None:
+            return None
+        lat, lon, alt = ltp.geodetic_from_enu(s.p_m)
+        cov = s.cov_pose_6x6[:3, :3] if s.cov_pose_6x6 is not None else None
+        return GnssFix(
+            s.t_s, float(lat), float(lon), float(alt), GnssStatus.FIX, cov,
+            CovarianceType.KNOWN if cov is not None else CovarianceType.UNKNOWN,
+            self.cfg.base_frame,
+        )  # fmt: skip
+
+    def health(self) -> dict[str, str]:
+        """Key figures for /diagnostics: state, covariance health, decisions by kind."""
+        est = self.estimator
+        out = {"initialized": str(est.initialized), "resets": str(self.resets)}
+        s = est.state
+        if s is not None and s.cov_pose_6x6 is not None:
+            cov = s.cov_pose_6x6
+            ok = bool(np.isfinite(cov).all())
+            ok = ok and float(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min()) > 0
+            out["covariance_ok"] = str(ok)
+            if ok:
+                out["sigma_h_m"] = f"{np.sqrt(cov[0, 0] + cov[1, 1]):.3f}"
+                out["sigma_yaw_deg"] = f"{np.degrees(np.sqrt(cov[5, 5])):.2f}"
+        for key, n in sorted(est.counts.items()):
+            out[f"count/{key}"] = str(n)
+        for (name, reason), n in sorted(self.rejected.items()):
+            out[f"rejected/{name}/{reason}"] = str(n)
+        return out
