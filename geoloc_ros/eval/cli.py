@@ -49,6 +49,9 @@ def format_table(rep: dict[str, Any]) -> str:
         rows.append(
             "fusion final position [m]: " + ", ".join(f"{v:.2f}" for v in fus["final_position_m"])
         )
+    if fus.get("accepted_fix_residual_h_m"):
+        r = fus["accepted_fix_residual_h_m"]
+        rows.append(f"fusion to accepted fixes: RMS {r['rms']:.2f} m over {r['fixes']} fixes")
     if fus.get("nees_position"):
         n = fus["nees_position"]
         rows.append(f"fusion NEES inside 95% bounds: {100 * n['fraction_inside']:.1f} %")

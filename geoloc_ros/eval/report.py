@@ -41,8 +41,16 @@ def fusion_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Fus
             raise ConfigError(f"--set expects key=value, got {item!r}")
         if key not in values:
             raise ConfigError(f"--set: unknown fusion parameter '{key}'")
-        values[key] = yaml.safe_load(raw)
+        values[key] = _scalar(raw)
     return from_mapping(FusionConfig, values, "fusion parameters")
+
+
+def _scalar(raw: str) -> Any:
+    """A --set value: a number if it reads as one (YAML 1.1 leaves '1e-6' a string)."""
+    try:
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    except ValueError:
+        return yaml.safe_load(raw)
 
 
 def parse_estimators(text: str) -> list[str]:
@@ -104,8 +112,9 @@ def run_eval(
     for name, traj in trajs.items():
         report["estimates"][name] = _estimate_report(name, traj, errors, res)
     if "fusion" in trajs and len(trajs["fusion"]):
-        last = trajs["fusion"]
-        report["estimates"]["fusion"]["final_position_m"] = last.p_m[-1].tolist()
+        fused = trajs["fusion"]
+        report["estimates"]["fusion"]["final_position_m"] = fused.p_m[-1].tolist()
+        report["estimates"]["fusion"]["accepted_fix_residual_h_m"] = _fix_residuals(res, fused)
     _write_rejections(out / "rejections.csv", res)
     _plots(out, res, trajs, gt, errors)
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
@@ -145,6 +154,21 @@ def _estimate_report(
             rep["multipath_response"] = metrics.jump_response(e, errors["gnss"])
         rep["nees_position"] = metrics.nees(e)
     return rep
+
+
+def _fix_residuals(res: ReplayResult, fused: Trajectory) -> dict[str, float] | None:
+    """Horizontal distance from the fused track to the fixes the gate accepted (no truth)."""
+    accepted = np.array([d.t_s for d in res.decisions if d.accepted and d.reason == ""])
+    if not res.fixes_enu or not len(accepted) or len(fused) < 2:
+        return None
+    t_fix = np.array([f[0] for f in res.fixes_enu]) - res.latency_s
+    p_fix = np.array([f[1] for f in res.fixes_enu])
+    keep = np.isin(np.round(t_fix, 6), np.round(accepted, 6))
+    track, ok = fused.at(t_fix[keep])
+    d = np.linalg.norm(track.p_m[:, :2] - p_fix[keep][ok][:, :2], axis=1)
+    if not len(d):
+        return None
+    return {"rms": float(np.sqrt(np.mean(d**2))), "max": float(d.max()), "fixes": len(d)}
 
 
 def _rejection_counts(res: ReplayResult) -> dict[str, int]:

@@ -42,7 +42,7 @@ class FusionConfig:
     gnss_sigma_v_m: float = 0.0
     gnss_min_sigma_m: float = 0.3  # floor on the reported sigma
     gnss_gate_chi2: float = 16.27  # Mahalanobis gate on 3 dof (99.9 %); 0 = off
-    gnss_gate_reset_s: float = 10.0  # accept again after rejecting everything this long
+    gnss_gate_reset_s: float = 10.0  # every fix gated this long: re-initialise from GNSS
     gnss_robust: str = "huber"  # huber | cauchy | none
     gnss_robust_k: float = 1.5
     # wheel speed and the non-holonomic constraint (cars)
@@ -61,6 +61,7 @@ class FusionConfig:
     # initialisation: heading from motion (GNSS), from a visual fix, or - with
     # start_at_origin - at the map origin with the IMU's orientation (dead reckoning)
     start_at_origin: bool = False
+    init_window_s: float = 3.0  # fixes fitted for the heading; longer for slow robots
     init_min_speed_mps: float = 2.0
     init_min_distance_m: float = 4.0
     init_yaw_sigma_rad: float = 0.2
@@ -87,6 +88,7 @@ class FusionConfig:
             "wheel_sigma_mps",
             "nhc_sigma_mps",
             "gnss_min_sigma_m",
+            "init_window_s",
             "imu_orientation_min_sigma_rad",
             "imu_accel_limit_mps2",
             "imu_gyro_limit_radps",

@@ -78,12 +78,13 @@ class FusionEstimator:
         # when it was the newest: measurements attach to these for prediction and gating
         self._recent: dict[int, tuple[gtsam.Pose3, np.ndarray, np.ndarray]] = {}
         self._imu_buf: deque = deque(maxlen=2000)
-        self._fix_buf: deque = deque(maxlen=50)
+        self._fix_buf: deque = deque(maxlen=200)
         self._pending: list[tuple[float, str, object]] = []
         self._wheel: deque = deque(maxlen=20)
         self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
         self._imu_att: tuple[float, np.ndarray, np.ndarray] | None = None  # t, R_map_base, cov
         self._reject_since: float | None = None
+        self._diverged = False
         self.state: NavState | None = None
 
     @property
@@ -108,6 +109,12 @@ class FusionEstimator:
                 self._init_at_origin(s.t_s)
             return None
         self._integrate_to(s.t_s, acc, gyr)
+        if self._diverged:
+            log.warning(
+                "fusion diverged from GNSS for %.0f s: re-initialising", self.cfg.gnss_gate_reset_s
+            )
+            self.reset()  # keeps the datum; re-initialises from the next fixes
+            return None
         return self._propagated(s.t_s)
 
     def on_gnss(self, fix: GnssFix) -> Decision | None:
@@ -199,7 +206,7 @@ class FusionEstimator:
         """Heading from motion: a straight-line fit to the fixes of the last 3 s."""
         c = self.cfg
         t1 = self._fix_buf[-1][0]
-        recent = [f for f in self._fix_buf if f[0] >= t1 - 3.0]
+        recent = [f for f in self._fix_buf if f[0] >= t1 - c.init_window_s]
         if len(recent) < 3 or t1 - recent[0][0] < 1.0:
             return
         t = np.array([f[0] for f in recent]) - t1
@@ -403,7 +410,12 @@ class FusionEstimator:
                 self.counts["gnss_gated"] += 1
                 self.decisions.append(Decision(t_meas, False, "gate", nis))
                 return
-            self.counts["gnss_gate_reset"] += 1
+            # every fix refused for gnss_gate_reset_s: the state, not GNSS, is wrong.
+            # Start again from the fixes (after this keyframe's update completes).
+            self.counts["gnss_divergence_reset"] += 1
+            self._diverged = True
+            self._reject_since = None
+            return
         self._reject_since = None
         noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if c.gnss_robust != "none":
