@@ -34,6 +34,36 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fusion(args: argparse.Namespace) -> int:
+    from geoloc_ros.benchmarks.fusion import run  # noqa: PLC0415
+
+    world = Path(args.world)
+    if args.world == DEFAULT_WORLD:
+        _ensure_world(world, args.quiet)
+    r = run(world, Path(args.out), args.drive, args.memory_drive, args.seed)
+    lat = r["node_latency"]
+    print(f"fusion benchmark through {lat['code_path']}, {lat['drive_s']:.0f} s car drive")
+    print(f"{'':<22}{'median ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'n':>8}")
+    for key in ("imu_sample_ms", "keyframe_update_ms", "other_inputs_ms"):
+        s = lat[key]
+        if s:
+            print(f"{key:<22}{s['median']:>10.3f}{s['p95']:>9.3f}{s['p99']:>9.3f}"
+                  f"{s['max']:>9.2f}{s['n']:>8}")  # fmt: skip
+    ev = r["eval_comma2k19"]
+    if ev:
+        print(f"eval comma2k19: {ev['data_s']:.0f} s in {ev['wall_s']:.1f} s "
+              f"= {ev['realtime_factor']:.1f}x real time")  # fmt: skip
+    else:
+        print("eval comma2k19: skipped (../shared/data/comma2k19_seg40 not found)")
+    mem = r.get("memory")
+    if mem:
+        print(f"memory: {mem['data_min']:.0f} min replayed in {mem['wall_s']:.0f} s; RSS "
+              f"{mem['rss_mb_at_5_min']:.0f} MB at 5 min, {mem['rss_mb_at_end']:.0f} MB at end, "
+              f"slope {mem['rss_slope_mb_per_hour_after_5_min']:.1f} MB/h")  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks (speed, accuracy) written as JSON")
     bs = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
@@ -48,3 +78,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="benchmarks/results/render.json")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_render)
+    p = bs.add_parser("fusion", help="fusion node latency, eval speed, memory over a long drive")
+    p.add_argument("--world", default=DEFAULT_WORLD, help="world for the simulated drives")
+    p.add_argument("--drive", type=float, default=300.0, help="latency drive length [s]")
+    p.add_argument("--memory-drive", type=float, default=3600.0,
+                   help="memory drive length [s]; 0 skips it")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="benchmarks/results/fusion.json")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_fusion)

@@ -123,7 +123,7 @@ def _stamp(m) -> float:
     try:
         return stamp_of(m.msg)
     except Exception:  # a message without a usable header: its log time will do
-        return m.t_s
+        return m.t_log_s
 
 
 def _withheld(res: ReplayResult, msg, no_gnss: bool) -> bool:
