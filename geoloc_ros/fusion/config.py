@@ -41,6 +41,11 @@ class FusionConfig:
     gnss_sigma_h_m: float = 0.0  # > 0: replaces covariances that are not DIAGONAL/KNOWN
     gnss_sigma_v_m: float = 0.0
     gnss_min_sigma_m: float = 0.3  # floor on the reported sigma
+    # slowly varying GNSS error (satellite geometry, atmosphere) as a state: a random
+    # walk approximating Gauss-Markov; its share is taken out of the reported variance.
+    # 0 = fixes are white noise (then the output covariance is optimistic)
+    gnss_bias_sigma_m: float = 0.0  # horizontal; vertical twice this
+    gnss_bias_tau_s: float = 30.0
     gnss_gate_chi2: float = 16.27  # Mahalanobis gate on 3 dof (99.9 %); 0 = off
     gnss_gate_reset_s: float = 10.0  # every fix gated this long: re-initialise from GNSS
     gnss_robust: str = "huber"  # huber | cauchy | none
@@ -99,5 +104,7 @@ class FusionConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.path_max_poses < 1:
             raise ConfigError(f"path_max_poses must be at least 1, got {self.path_max_poses}")
+        if self.gnss_bias_sigma_m < 0 or self.gnss_bias_tau_s <= 0:
+            raise ConfigError("gnss_bias_sigma_m must be >= 0 and gnss_bias_tau_s > 0")
         if self.gnss_latency_s < 0 or self.gnss_latency_s > 2.0:
             raise ConfigError(f"gnss_latency_s must be in [0, 2], got {self.gnss_latency_s}")

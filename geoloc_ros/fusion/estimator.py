@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import gtsam
 import numpy as np
-from gtsam.symbol_shorthand import B, V, W, X
+from gtsam.symbol_shorthand import B, G, V, W, X
 
 from geoloc_ros.errors import InputRejected
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.fusion.factors import (
+    biased_antenna_factor,
     body_velocity_factor,
     nonholonomic_factor,
     planar_pose_factor,
@@ -34,6 +35,32 @@ from geoloc_ros.types import CovarianceType, GnssFix, ImuSample, NavState, PoseF
 log = logging.getLogger(__name__)
 
 RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8 s at 10 Hz
+MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
+MAX_NOISE_CONDITION = 1e12  # a full (correlated) covariance is inverted: keep it well posed
+
+
+def check_noise_covariance(cov: np.ndarray, what: str) -> None:
+    """Reject a measurement covariance GTSAM cannot whiten: singular or nearly so.
+
+    check_covariance accepts positive semi-definite matrices (e.g. rank one); a noise
+    model needs a positive definite one, or every later smoother update fails. A
+    diagonal covariance becomes a Diagonal model, so only its variances matter.
+    """
+    d = np.diag(cov)
+    if not np.any(cov - np.diag(d)):
+        ok = d.min() > MIN_NOISE_VARIANCE
+    else:
+        w = np.linalg.eigvalsh(cov)
+        ok = w[0] > max(MIN_NOISE_VARIANCE, w[-1] / MAX_NOISE_CONDITION)
+    if not ok:
+        raise InputRejected(f"{what} covariance is singular or ill-conditioned", "covariance")
+
+
+def pose_noise_covariance(fix: PoseFix) -> np.ndarray:
+    """The covariance of a pose fix's factor: [x, y, yaw] (3 dof) or GTSAM's 6x6 order."""
+    if fix.dof == 3:
+        return fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
+    return cov_gtsam_from_ros(fix.cov_pose_6x6, matrix_from_xyzw(fix.q_xyzw))
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,8 @@ class FusionEstimator:
         p.setBiasAccCovariance(np.eye(3) * cfg.accel_bias_rw**2)
         p.setBiasOmegaCovariance(np.eye(3) * cfg.gyro_bias_rw**2)
         self._pim_params = p
+        sb = cfg.gnss_bias_sigma_m
+        self._gbias_cov = np.diag([sb**2, sb**2, (2 * sb) ** 2])  # stationary, per axis
         self.counts: Counter[str] = Counter()
         self.decisions: list[Decision] = []
         self.reset()
@@ -128,6 +157,7 @@ class FusionEstimator:
         if np.abs(z).max() > 1e5:
             raise InputRejected(f"fix is {np.linalg.norm(z) / 1e3:.0f} km from the datum", "range")
         cov = self._gnss_cov(fix)
+        check_noise_covariance(cov, "fix position")
         t_meas = fix.t_s - self.cfg.gnss_latency_s
         if not self.initialized:
             self._fix_buf.append((t_meas, z, cov))
@@ -151,6 +181,7 @@ class FusionEstimator:
             raise InputRejected("pose fix is not finite", "nan")
         if np.abs(fix.p_m).max() > 1e5:
             raise InputRejected("pose fix is more than 100 km from the map origin", "range")
+        check_noise_covariance(pose_noise_covariance(fix), "pose fix")
         if not self.initialized:
             self._init_from_pose_fix(fix)
             return
@@ -270,6 +301,11 @@ class FusionEstimator:
         values.insert(B(0), self._bias)
         self._scale = np.array([1.0])
         values.insert(W(0), self._scale)
+        if c.gnss_bias_sigma_m > 0:
+            self._gbias = np.zeros(3)
+            values.insert(G(0), self._gbias)
+            noise = gtsam.noiseModel.Gaussian.Covariance(self._gbias_cov)
+            graph.add(gtsam.PriorFactorVector(G(0), self._gbias, noise))
         graph.add(
             gtsam.PriorFactorVector(
                 W(0), self._scale, gtsam.noiseModel.Isotropic.Sigma(1, c.wheel_scale_sigma)
@@ -313,6 +349,14 @@ class FusionEstimator:
                 W(j), W(k), np.zeros(1), gtsam.noiseModel.Isotropic.Sigma(1, rw)
             )
         )
+        if self.cfg.gnss_bias_sigma_m > 0:
+            values.insert(G(k), self._gbias)
+            q = self._gbias_cov * 2.0 * (t - self._t_kf[j]) / self.cfg.gnss_bias_tau_s
+            graph.add(
+                gtsam.BetweenFactorVector(
+                    G(j), G(k), np.zeros(3), gtsam.noiseModel.Gaussian.Covariance(q)
+                )
+            )
         self._t_kf[k] = t
         self._wheel_factor(graph, k, t)
         self._attitude_factor(graph, k, t)
@@ -322,7 +366,12 @@ class FusionEstimator:
 
     def _update(self, graph, values, k: int, t: float) -> None:
         stamps = gtsam.FixedLagSmootherKeyTimestampMap()
-        for key in (X(k), V(k), B(k), W(k)):
+        keys = (
+            (X(k), V(k), B(k), W(k), G(k))
+            if self.cfg.gnss_bias_sigma_m > 0
+            else (X(k), V(k), B(k), W(k))
+        )
+        for key in keys:
             stamps.insert((key, t))
         self._smoother.update(graph, values, stamps)
         self._k = k
@@ -335,6 +384,8 @@ class FusionEstimator:
         self._nav = gtsam.NavState(pose, vel)
         self._bias = sm.calculateEstimateConstantBias(B(k))
         self._scale = sm.calculateEstimateVector(W(k))
+        if self.cfg.gnss_bias_sigma_m > 0:
+            self._gbias = sm.calculateEstimateVector(G(k))
         R = pose.rotation().matrix()
         P = sm.marginalCovariance(X(k))
         self._recent[k] = (pose, vel, P)
@@ -399,9 +450,16 @@ class FusionEstimator:
         dt = t_meas - self._t_kf[j]
         pose, v, P = self._keyframe(j)
         R = pose.rotation().matrix()
+        biased = c.gnss_bias_sigma_m > 0
+        if biased:  # the correlated share of the reported variance lives in the G state
+            cov = cov - self._gbias_cov
+            cov[np.diag_indices(3)] = np.maximum(np.diag(cov), c.gnss_min_sigma_m**2)
+            z = z - self._gbias
         r = z - (pose.translation() + R @ self._lever + v * dt)
         H = np.hstack([-R @ skew(self._lever), R])
         S = H @ P @ H.T + cov + np.eye(3) * (0.5 * dt) ** 2
+        if biased:
+            S = S + self._gbias_cov
         nis = float(r @ np.linalg.solve(S, r))
         if c.gnss_gate_chi2 > 0 and nis > c.gnss_gate_chi2:
             if self._reject_since is None:
@@ -427,7 +485,11 @@ class FusionEstimator:
             noise = gtsam.noiseModel.Robust.Create(est, noise)
         # GTSAM's own C++ factor (a Python CustomFactor costs ~40 us per relinearisation);
         # the fix is moved back to the keyframe by the keyframe's velocity estimate
-        graph.add(gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise))
+        if biased:
+            z = z + self._gbias  # the factor estimates g itself
+            graph.add(biased_antenna_factor(X(j), G(j), z - v * dt, self._lever, noise))
+        else:
+            graph.add(gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise))
         self.counts["gnss_used"] += 1
         self.decisions.append(Decision(t_meas, True, "", nis))
 
@@ -436,15 +498,11 @@ class FusionEstimator:
         v = self._keyframe(j)[1]
         p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
         R = matrix_from_xyzw(fix.q_xyzw)
+        noise = gtsam.noiseModel.Gaussian.Covariance(pose_noise_covariance(fix))
         if fix.dof == 3:
-            sel = fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
             yaw = np.arctan2(R[1, 0], R[0, 0])
-            factor = planar_pose_factor(
-                X(j), [p[0], p[1], yaw], gtsam.noiseModel.Gaussian.Covariance(sel)
-            )
+            factor = planar_pose_factor(X(j), [p[0], p[1], yaw], noise)
         else:
-            cov = cov_gtsam_from_ros(fix.cov_pose_6x6, R)
-            noise = gtsam.noiseModel.Gaussian.Covariance(cov)
             factor = gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise)
         if self.cfg.visual_gate_chi2 > 0:
             nis = self._pose_nis(factor, j)

@@ -37,6 +37,22 @@ def antenna_position_factor(
     return gtsam.CustomFactor(noise, [key_x, key_v], fn)
 
 
+def _biased_antenna_error(lever_m: np.ndarray, z_m: np.ndarray, this, values, H):
+    key_x, key_g = this.keys()
+    pose = values.atPose3(key_x)
+    R = pose.rotation().matrix()
+    if H is not None:
+        H[0] = np.hstack([-R @ skew(lever_m), R])
+        H[1] = np.eye(3)
+    return pose.translation() + R @ lever_m + values.atVector(key_g) - z_m
+
+
+def biased_antenna_factor(key_x: int, key_g: int, z_map_m, lever_base_m, noise):
+    """GNSS with a slowly varying error state g (multipath-free bias): p + R l + g = z."""
+    fn = partial(_biased_antenna_error, np.asarray(lever_base_m, float), np.asarray(z_map_m, float))
+    return gtsam.CustomFactor(noise, [key_x, key_g], fn)
+
+
 def _body_velocity_error(speed_mps: float, this, values, H):
     key_x, key_v, key_s = this.keys()
     R = values.atPose3(key_x).rotation().matrix()

@@ -140,7 +140,13 @@ class FusionPipeline:
             raise InputRejected("IMU acceleration at the sensor's range (saturated)", "saturated")
         if np.abs(s.gyro_radps).max() >= self.cfg.imu_gyro_limit_radps:
             raise InputRejected("IMU rate at the sensor's range (saturated)", "saturated")
+        last = self._guards["imu"].last_t_s
         self._stamp("imu", s.t_s)
+        if last is not None and s.t_s - last > self.cfg.lag_s:
+            # an IMU gap longer than the smoother's window (or a glitched stamp) cannot be
+            # bridged: integrating across it would add a keyframe every period, for hours
+            self.reset()
+            self._stamp("imu", s.t_s)
         state = self.estimator.on_imu(s)
         if state is not None:
             self.odom.update(state)
