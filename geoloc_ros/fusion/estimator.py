@@ -36,22 +36,22 @@ log = logging.getLogger(__name__)
 
 RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8 s at 10 Hz
 MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
-MAX_NOISE_CONDITION = 1e12  # a full (correlated) covariance is inverted: keep it well posed
+MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
+MAX_SPEED_MPS = 1000.0  # a keyframe faster than this has diverged: re-initialise
 
 
 def check_noise_covariance(cov: np.ndarray, what: str) -> None:
     """Reject a measurement covariance GTSAM cannot whiten: singular or nearly so.
 
     check_covariance accepts positive semi-definite matrices (e.g. rank one); a noise
-    model needs a positive definite one, or every later smoother update fails. A
-    diagonal covariance becomes a Diagonal model, so only its variances matter.
+    model needs a positive definite one, or every later smoother update fails. The test
+    is on the correlation matrix, so a huge variance ("unknown") on one axis is fine.
     """
     d = np.diag(cov)
-    if not np.any(cov - np.diag(d)):
-        ok = d.min() > MIN_NOISE_VARIANCE
-    else:
-        w = np.linalg.eigvalsh(cov)
-        ok = w[0] > max(MIN_NOISE_VARIANCE, w[-1] / MAX_NOISE_CONDITION)
+    ok = d.min() > MIN_NOISE_VARIANCE
+    if ok:
+        s = 1.0 / np.sqrt(d)
+        ok = np.linalg.eigvalsh(cov * s[:, None] * s[None, :])[0] > MIN_NOISE_DECORRELATION
     if not ok:
         raise InputRejected(f"{what} covariance is singular or ill-conditioned", "covariance")
 
@@ -137,7 +137,21 @@ class FusionEstimator:
             if self.cfg.start_at_origin:
                 self._init_at_origin(s.t_s)
             return None
-        self._integrate_to(s.t_s, acc, gyr)
+        try:
+            self._integrate_to(s.t_s, acc, gyr)
+        except RuntimeError as exc:  # GTSAM: indeterminate system; every later update fails too
+            log.warning("fusion smoother failed: re-initialising (%s)", str(exc).strip()[:80])
+            self.counts["smoother_failure_reset"] += 1
+            self.reset()
+            return None
+        st = self.state
+        speed = float(np.linalg.norm(st.v_mps))
+        if not (speed < MAX_SPEED_MPS and np.isfinite([*st.p_m, *st.cov_pose_6x6.flat]).all()):
+            # e.g. after a gross outlier in an ungated visual fix: the smoother runs away
+            log.warning("fusion state diverged (|v| = %.3g m/s): re-initialising", speed)
+            self.counts["state_divergence_reset"] += 1
+            self.reset()
+            return None
         if self._diverged:
             log.warning(
                 "fusion diverged from GNSS for %.0f s: re-initialising", self.cfg.gnss_gate_reset_s
