@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import random
-import time
 
 import numpy as np
 import pytest
@@ -25,6 +22,7 @@ from geoloc_ros.io.convert import msg_from_gnss, msg_from_imu
 from geoloc_ros.nodes.base import MSG_TYPES, RELIABLE_QOS, SENSOR_QOS, TF_QOS
 from geoloc_ros.nodes.fusion_node import FusionNode
 from geoloc_ros.types import CovarianceType, GnssFix, ImuSample
+from test.conftest import spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -32,24 +30,6 @@ T0_S = 1700000000.0
 SPEED_MPS = 10.0
 HEADING_RAD = math.radians(45.0)  # ENU yaw: north-east
 LTP = LocalTangentPlane(47.3769, 8.5417, 408.0)  # the first fix: the node's datum
-
-
-@pytest.fixture
-def context():
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=random.randint(50, 100))
-    yield ctx
-    ctx.try_shutdown()
-
-
-def spin_until(executor, predicate, timeout_s: float = 10.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-        if predicate():
-            return True
-    return False
 
 
 def truth_enu_m(t_s: float) -> np.ndarray:

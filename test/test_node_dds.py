@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import random
-import time
 
 import numpy as np
 import pytest
@@ -24,26 +21,9 @@ from geoloc_ros.io.convert import msg_from_gnss, msg_from_imu
 from geoloc_ros.nodes.base import MSG_TYPES, SENSOR_QOS, TF_QOS
 from geoloc_ros.nodes.gnss_pose_node import GnssPoseNode
 from geoloc_ros.types import CovarianceType, GnssFix, ImuSample
+from test.conftest import spin_until
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture
-def context():
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=random.randint(50, 100))
-    yield ctx
-    ctx.try_shutdown()
-
-
-def spin_until(executor, predicate, timeout_s: float = 10.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-        if predicate():
-            return True
-    return False
 
 
 def imu_msg(t_s: float, nan: bool = False) -> Imu:

@@ -50,9 +50,7 @@ def simulate(world_dir: Path, out: Path, duration_s: float, seed: int) -> Path:
 def _make_handler(config: Path) -> tuple[Any, Any, str]:
     """FusionNode.on_message if rclpy is importable, else FusionPipeline.handle."""
     try:
-        import rclpy  # noqa: PLC0415
-
-        from geoloc_ros.nodes.fusion_node import FusionNode  # noqa: PLC0415
+        from geoloc_ros.nodes.fusion_node import in_process  # noqa: PLC0415  (imports rclpy)
     except ImportError:
         from geoloc_ros.config import load_node_config  # noqa: PLC0415
         from geoloc_ros.fusion.pipeline import FusionPipeline  # noqa: PLC0415
@@ -64,9 +62,7 @@ def _make_handler(config: Path) -> tuple[Any, Any, str]:
                 pipe.handle(name, msg)
 
         return handle, pipe, "FusionPipeline.handle (rclpy not importable)"
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=101)
-    node = FusionNode(context=ctx, cli_args=["--ros-args", "--params-file", str(config)])
+    node = in_process(str(config))
     return node.on_message, node.pipeline, "FusionNode.on_message (rclpy, in-process)"
 
 

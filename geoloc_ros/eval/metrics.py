@@ -85,11 +85,9 @@ def nees(errors: Errors) -> dict[str, float] | None:
     """Position NEES per stamp and the share inside the two-sided 95 % chi-square bounds."""
     from scipy.stats import chi2  # noqa: PLC0415
 
-    cov = errors.est.cov_p_3x3
-    if cov is None or len(errors.est) == 0:
+    if errors.est.cov_p_3x3 is None or len(errors.est) == 0:
         return None
-    e = errors.est.p_m - errors.ref.p_m
-    values = np.array([r @ np.linalg.solve(c, r) for r, c in zip(e, cov, strict=True)])
+    values = nees_series(errors)
     lo, hi = chi2.ppf([0.025, 0.975], NEES_DOF)
     inside = (values >= lo) & (values <= hi)
     return {
@@ -104,6 +102,7 @@ def nees(errors: Errors) -> dict[str, float] | None:
 
 
 def nees_series(errors: Errors) -> np.ndarray:
+    """Position NEES e^T P^-1 e at each stamp."""
     cov = errors.est.cov_p_3x3
     e = errors.est.p_m - errors.ref.p_m
     return np.array([r @ np.linalg.solve(c, r) for r, c in zip(e, cov, strict=True)])

@@ -228,6 +228,15 @@ class FusionNode(Node):
         return [InputStatus("fusion", level, message, values)]
 
 
+def in_process(params_file: str, domain_id: int = 101) -> FusionNode:
+    """A FusionNode on its own context, for driving on_message directly (benchmarks)."""
+    import rclpy  # noqa: PLC0415
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain_id)
+    return FusionNode(context=ctx, cli_args=["--ros-args", "--params-file", params_file])
+
+
 def main(args: list[str] | None = None) -> int:
     return run(FusionNode, args)
 
