@@ -82,7 +82,11 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from geoloc_ros.sim.world import World  # noqa: PLC0415
 
     cfg = DatasetConfig(
-        platform=args.platform, samples=args.samples, seed=args.seed, drone_camera=args.drone_camera
+        platform=args.platform,
+        samples=args.samples,
+        seed=args.seed,
+        drone_camera=args.drone_camera,
+        split_by=args.split_by,
     )
     world = World.load(args.world)
     counts = write_dataset(world, cfg, Path(args.out), progress=not args.quiet)
@@ -138,6 +142,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=2000, help="samples in all splits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drone-camera", default="nadir", help="nadir or oblique")
+    p.add_argument(
+        "--split-by",
+        default="area",
+        help="area: train/val/test in separate bands (map localizer, default); "
+        "sample: all splits over the whole world (PoseNet, one known area)",
+    )
     p.add_argument("--out", required=True, help="dataset directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_dataset)

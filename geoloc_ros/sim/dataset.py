@@ -8,7 +8,9 @@ On-disk format (documented in docs/simulator.md)::
     DATASET/<split>/maps/NNNNNN.png    orthophoto crop, north-up, around a noisy prior
     DATASET/<split>/maps/NNNNNN_sem.png semantic classes of the same crop
 
-Splits are east-west bands of the world separated by `guard_m`: no sample of one
+With `split_by="sample"` every split covers the whole world with independent
+random poses (PoseNet's known-area setting). Otherwise splits are east-west bands
+of the world separated by `guard_m`: no sample of one
 split is posed within that distance of another split's samples. Map crops and far
 views may still reach across a boundary (the map is public knowledge at inference
 time; the pose-image pairs are what must not leak). For a strict test, use a world
@@ -56,8 +58,13 @@ class DatasetConfig:
     crop_res_m: float = 0.5
     prior_sigma_m: float = 15.0
     prior_max_m: float = 32.0
+    # area: splits are east-west bands (the map localizer must generalise to unseen areas);
+    # sample: every split covers the whole world (PoseNet learns one known area)
+    split_by: str = "area"
 
     def __post_init__(self) -> None:
+        if self.split_by not in ("area", "sample"):
+            raise ConfigError(f"split_by must be area or sample, got {self.split_by!r}")
         if self.platform not in ("car", "drone"):
             raise ConfigError(f"unknown platform {self.platform!r}; car or drone")
         if self.drone_camera not in ("nadir", "oblique"):
@@ -83,6 +90,8 @@ class DatasetConfig:
 def split_bands(world: World, cfg: DatasetConfig) -> dict[str, tuple[float, float]]:
     """East-west bands [x_min, x_max] (world ENU) where each split's samples are posed."""
     half = world.half_m
+    if cfg.split_by == "sample":
+        return {name: (-half, half) for name in SPLITS}
     edges = -half + np.cumsum([0.0, *cfg.fractions]) * 2 * half
     bands = {}
     for i, name in enumerate(SPLITS):
