@@ -112,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     from geoloc_ros.benchmarks.cli import add_parsers as add_bench  # noqa: PLC0415
     from geoloc_ros.eval.cli import add_parsers as add_eval  # noqa: PLC0415
     from geoloc_ros.io.importers.cli import add_parsers as add_import  # noqa: PLC0415
+    from geoloc_ros.posenet.cli import add_parsers as add_learned  # noqa: PLC0415
     from geoloc_ros.sim.cli import add_parsers as add_sim  # noqa: PLC0415
 
     add_sim(sub)
     add_import(sub)
     add_eval(sub)
+    add_learned(sub)
     add_bench(sub)
     return parser
 

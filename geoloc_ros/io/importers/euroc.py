@@ -96,7 +96,7 @@ def _read_csv(path: Path, cols: int) -> tuple[np.ndarray, np.ndarray]:
     return ns, vals
 
 
-def _read_cam_csv(path: Path) -> list[tuple[int, str]]:
+def read_cam_csv(path: Path) -> list[tuple[int, str]]:
     """(stamp [ns], file name) rows of cam0/data.csv."""
     rows = []
     for i, line in enumerate(require_file(path, "cam0 data.csv").read_text().splitlines()):
@@ -157,7 +157,7 @@ class EurocImporter(Importer):
         cam_cfg = read_sensor_yaml(cam_yaml)
         T_cam = T_body_sensor(cam_cfg, cam_yaml)
         K, dist, model, size_wh = _intrinsics(cam_cfg, cam_yaml)
-        cam_rows = _read_cam_csv(mav / "cam0" / "data.csv")
+        cam_rows = read_cam_csv(mav / "cam0" / "data.csv")
         gt_path = find_ground_truth(root)
         gt = read_tum(gt_path, imu_ns[0] * 1e-9) if gt_path else None
         types = RosbagsTypes()

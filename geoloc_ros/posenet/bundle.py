@@ -1,0 +1,188 @@
+"""A trained PoseNet on disk: safetensors weights + a JSON card, checked by sha256.
+
+    MODEL_DIR/posenet.json          card: config, area, calibration, training, metrics,
+                                    sha256 of every file it names
+    MODEL_DIR/posenet.safetensors   backbone.* and head.* tensors (no pickle)
+    MODEL_DIR/backbone.onnx, head.onnx   optional, from `geoloc export posenet`
+
+The card is the only entry point: a weights file whose hash differs from the card's
+is refused (corrupt download, a file swapped by hand), and so is a card naming
+another area than the one the caller works in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geoloc_ros.errors import ConfigError
+from geoloc_ros.posenet.mc import Calibration
+from geoloc_ros.posenet.model import PoseNetConfig
+
+CARD = "posenet.json"
+WEIGHTS = "posenet.safetensors"
+FORMAT = 1
+DATUM_TOLERANCE_M = 1.0
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class PoseNetBundle:
+    """Everything inference needs; `state` maps tensor names to numpy arrays."""
+
+    config: PoseNetConfig
+    area: dict
+    calibration: Calibration
+    state: dict[str, np.ndarray]
+    directory: Path | None = None
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # name -> sha256
+
+    @property
+    def novelty(self):
+        from geoloc_ros.posenet.novelty import NoveltyModel  # noqa: PLC0415
+
+        return NoveltyModel.from_tensors(self.state)
+
+    def save(self, directory: str | Path) -> Path:
+        from safetensors.numpy import save_file  # noqa: PLC0415
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.state.items()}, str(d / WEIGHTS))
+        self.files[WEIGHTS] = sha256_of(d / WEIGHTS)
+        self.directory = d
+        self.write_card()
+        return d
+
+    def add_file(self, name: str) -> None:
+        """Record an extra file of the model folder (an ONNX export) in the card."""
+        if self.directory is None:
+            raise ConfigError("save the bundle before adding files to it")
+        self.files[name] = sha256_of(self.directory / name)
+        self.write_card()
+
+    def write_card(self) -> None:
+        card = {
+            "format": FORMAT,
+            "kind": "posenet",
+            "config": self.config.to_dict(),
+            "area": self.area,
+            "calibration": self.calibration.to_dict(),
+            "files": self.files,
+            "training": self.training,
+            "metrics": self.metrics,
+        }
+        (self.directory / CARD).write_text(json.dumps(card, indent=1, sort_keys=True))
+
+    def path(self, name: str) -> Path:
+        """A checked file of the bundle (raises if absent from the card or altered)."""
+        if self.directory is None or name not in self.files:
+            raise ConfigError(f"the PoseNet model has no {name}; run `geoloc export posenet`")
+        p = self.directory / name
+        _check_hash(p, self.files[name])
+        return p
+
+    def check_area(self, datum: list[float] | None, layout_sha256: str | None = None) -> None:
+        """Refuse to localize in an area the model was not trained for."""
+        if layout_sha256 and self.area.get("layout_sha256") not in (None, layout_sha256):
+            raise ConfigError(
+                f"PoseNet was trained for {self.area.get('name')!r} "
+                f"(layout {self.area['layout_sha256'][:12]}), not this world "
+                f"({layout_sha256[:12]}): train one for this area"
+            )
+        mine = self.area.get("datum")
+        if datum is None or mine is None:
+            return
+        from geoloc_ros.geo.wgs84 import LocalTangentPlane  # noqa: PLC0415
+
+        off = LocalTangentPlane(*mine).enu_from_geodetic(*datum)
+        if np.linalg.norm(off) > DATUM_TOLERANCE_M:
+            raise ConfigError(
+                f"PoseNet's map origin {mine} is {np.linalg.norm(off):.0f} m from the "
+                f"configured datum {list(datum)}: weights for another area"
+            )
+
+
+def _check_hash(path: Path, want: str) -> None:
+    if not path.is_file():
+        raise ConfigError(f"model file {path} is missing")
+    got = sha256_of(path)
+    if got != want:
+        raise ConfigError(
+            f"{path} has sha256 {got[:16]}..., the model card says {want[:16]}...: "
+            "the file is corrupt or was replaced"
+        )
+
+
+def load_bundle(directory: str | Path) -> PoseNetBundle:
+    """Read and verify a model folder (card, hashes, tensor names and shapes)."""
+    from safetensors import SafetensorError  # noqa: PLC0415
+    from safetensors.numpy import load_file  # noqa: PLC0415
+
+    d = Path(directory)
+    card_path = d / CARD
+    if not card_path.is_file():
+        raise ConfigError(f"{card_path} not found: not a PoseNet model folder")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{card_path} is not valid JSON: {exc}") from None
+    if card.get("kind") != "posenet" or card.get("format") != FORMAT:
+        raise ConfigError(f"{card_path} is not a format-{FORMAT} PoseNet card")
+    files = card.get("files", {})
+    if WEIGHTS not in files:
+        raise ConfigError(f"{card_path} names no {WEIGHTS}")
+    _check_hash(d / WEIGHTS, files[WEIGHTS])
+    try:
+        state = load_file(str(d / WEIGHTS))
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"cannot read {d / WEIGHTS}: {exc}") from None
+    return PoseNetBundle(
+        config=PoseNetConfig.from_dict(card["config"]),
+        area=card.get("area", {}),
+        calibration=Calibration.from_dict(card.get("calibration", {})),
+        state=state,
+        directory=d,
+        training=card.get("training", {}),
+        metrics=card.get("metrics", {}),
+        files=files,
+    )
+
+
+def build_torch_model(bundle: PoseNetBundle):
+    """The PoseNet nn.Module with the bundle's weights, in eval mode."""
+    import torch  # noqa: PLC0415
+
+    from geoloc_ros.posenet.model import PoseNet  # noqa: PLC0415
+    from geoloc_ros.posenet.novelty import PREFIX  # noqa: PLC0415
+
+    model = PoseNet(bundle.config)
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in bundle.state.items()
+               if not k.startswith(PREFIX)}  # fmt: skip
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise ConfigError(f"PoseNet weights do not fit the card's architecture: {exc}") from None
+    if missing or unexpected:
+        raise ConfigError(
+            f"PoseNet weights do not fit the card's architecture (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
+    return model.eval()
+
+
+def state_of(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}

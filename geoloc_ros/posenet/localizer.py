@@ -1,0 +1,96 @@
+"""PoseNetLocalizer: camera image -> calibrated 6-DoF PoseFix, the same object online and offline.
+
+The backbone runs once; N dropout samples of the head run as one batch. The mean pose
+and the sample covariance (then the calibration of the model card) make the fix; a fix
+whose horizontal sigma exceeds `max_sigma_m` is withheld, not published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from geoloc_ros.errors import ConfigError
+from geoloc_ros.posenet.bundle import PoseNetBundle, load_bundle
+from geoloc_ros.posenet.data import prepare_image, to_tensor_batch
+from geoloc_ros.posenet.mc import decode, mean_pose, sample_covariance
+from geoloc_ros.types import PoseFix
+
+SHIPPED_MODEL = "posenet_demo"
+
+
+def shipped_model_dir() -> Path:
+    """The model trained for the demo world, installed with the package."""
+    return Path(str(resources.files("geoloc_ros") / "models" / SHIPPED_MODEL))
+
+
+@dataclass(frozen=True)
+class PoseNetParams:
+    model: str = ""  # model folder; "" = the shipped demo-world model
+    backend: str = "torch"  # torch | onnxruntime | tensorrt
+    device: str = "cpu"  # cpu | cuda (torch, onnxruntime)
+    samples: int = 32  # MC dropout samples of the head
+    max_sigma_m: float = 15.0  # withhold fixes whose horizontal 1-sigma exceeds this
+    seed: int = 0  # of the dropout masks, for reproducible replays
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.samples <= 1024:
+            raise ConfigError(f"samples must be in [2, 1024], got {self.samples}")
+        if not self.max_sigma_m > 0:
+            raise ConfigError(f"max_sigma_m must be positive, got {self.max_sigma_m}")
+
+
+@dataclass(frozen=True)
+class PoseNetResult:
+    fix: PoseFix
+    cov_raw_6x6: np.ndarray  # MC sample covariance (x novelty factor) before calibration
+    sigma_h_m: float  # calibrated horizontal 1-sigma, sqrt of the mean x/y variance
+    withheld: bool
+    novelty_gain: float = 1.0  # variance factor for features unlike the training images
+
+
+class PoseNetLocalizer:
+    def __init__(self, bundle: PoseNetBundle, runner, params: PoseNetParams) -> None:
+        self.bundle = bundle
+        self.runner = runner
+        self.params = params
+        self.cfg = bundle.config
+        self._rng = np.random.default_rng(params.seed)
+        self.novelty = bundle.novelty
+
+    @classmethod
+    def from_params(cls, params: PoseNetParams) -> PoseNetLocalizer:
+        from geoloc_ros.runtime.posenet_backends import make_runner  # noqa: PLC0415
+
+        bundle = load_bundle(params.model or shipped_model_dir())
+        return cls(bundle, make_runner(bundle, params.backend, params.device), params)
+
+    def masks(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        keep = 1.0 - self.cfg.dropout
+        m1 = (self._rng.random((n, self.cfg.feature_dim)) < keep) / keep
+        m2 = (self._rng.random((n, self.cfg.hidden)) < keep) / keep
+        return m1.astype(np.float32), m2.astype(np.float32)
+
+    def sample(self, image: np.ndarray, n: int | None = None):
+        """Decoded MC samples for one camera image (any size; resized here), and the
+        novelty variance factor of its features (1 when the model has no novelty term)."""
+        x = prepare_image(image, self.cfg.input_hw, self.cfg.channels)
+        feat = self.runner.features(to_tensor_batch(x[None]).numpy())
+        n = n or self.params.samples
+        m1, m2 = self.masks(n)
+        out = self.runner.head(np.repeat(feat, n, axis=0), m1, m2)
+        gain = float(self.novelty.inflation(feat)[0]) if self.novelty is not None else 1.0
+        return decode(out, self.cfg.p_mean_m, self.cfg.p_scale_m), gain
+
+    def localize(self, image: np.ndarray, t_s: float, frame_id: str = "map") -> PoseNetResult:
+        """The calibrated fix of base_link in the map frame for one image."""
+        s, gain = self.sample(image)
+        p, q = mean_pose(s)
+        cov_raw = sample_covariance(s, p, q) * gain
+        cov = self.bundle.calibration.apply(cov_raw)
+        sigma_h = float(np.sqrt(0.5 * (cov[0, 0] + cov[1, 1])))
+        fix = PoseFix(t_s, p, q, cov, frame_id, "base_link", 6, "posenet")
+        return PoseNetResult(fix, cov_raw, sigma_h, sigma_h > self.params.max_sigma_m, gain)

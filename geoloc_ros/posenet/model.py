@@ -1,0 +1,185 @@
+"""PoseNet: a compact CNN backbone and an MC-dropout regression head (Kendall 2015-2017).
+
+The backbone runs once per frame; the head is sampled N times with explicit dropout
+masks, so PyTorch, ONNX Runtime and TensorRT draw the same samples from the same
+masks (`head(feat, mask_in, mask_hidden)`). Outputs are the position in the area's
+normalised ENU coordinates (see `PoseNetConfig.p_mean_m/p_scale_m`) and an
+unnormalised quaternion (x, y, z, w) of base_link in that ENU frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812  (PyTorch's own convention)
+
+from geoloc_ros.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PoseNetConfig:
+    """Architecture and the input/output conventions a trained model was built with."""
+
+    input_hw: tuple[int, int] = (120, 160)  # network input, resized from the camera image
+    channels: int = 3  # 3 = RGB, 1 = mono
+    widths: tuple[int, ...] = (16, 32, 64, 96, 128)  # stem, then one residual stage each
+    feature_channels: int = 64  # 1x1 reduction before flattening the spatial map
+    hidden: int = 512
+    dropout: float = 0.3
+    p_mean_m: tuple[float, float, float] = (0.0, 0.0, 0.0)  # ENU position normalisation
+    p_scale_m: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    extra: dict = field(default_factory=dict)  # free-form, not used by the network
+
+    def __post_init__(self) -> None:
+        h, w = self.input_hw
+        if h < 32 or w < 32 or h % 8 or w % 8:
+            raise ConfigError(f"input_hw must be multiples of 8, >= 32, got {self.input_hw}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        if not 0.0 < self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in (0, 1), got {self.dropout}")
+        if len(self.widths) < 2 or min(self.widths) < 4:
+            raise ConfigError(f"widths must list >= 2 positive stage widths, got {self.widths}")
+        if min(self.p_scale_m) <= 0:
+            raise ConfigError(f"p_scale_m must be positive, got {self.p_scale_m}")
+
+    @property
+    def feature_hw(self) -> tuple[int, int]:
+        n = len(self.widths)
+        h, w = self.input_hw
+        for _ in range(n):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return h, w
+
+    @property
+    def feature_dim(self) -> int:
+        h, w = self.feature_hw
+        return self.feature_channels * h * w
+
+    def to_dict(self) -> dict:
+        return json_ready(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PoseNetConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown PoseNet config keys: {sorted(unknown)}")
+        tuples = {k: tuple(v) for k, v in d.items() if isinstance(v, list)}
+        return cls(**{**d, **tuples})
+
+
+def json_ready(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+class _Residual(nn.Module):
+    """Two 3x3 conv-BN layers with a (strided) shortcut: a ResNet basic block."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.short = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.short(x))
+
+
+class Backbone(nn.Module):
+    """Image (B, C, H, W) normalised to ~[-1, 1] -> flattened spatial features (B, D).
+
+    Keeping the coarse spatial layout (rather than global pooling) lets the head see
+    where things are in the view, which is what position regression needs.
+    """
+
+    def __init__(self, cfg: PoseNetConfig) -> None:
+        super().__init__()
+        w = cfg.widths
+        self.stem = nn.Sequential(
+            nn.Conv2d(cfg.channels, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU()
+        )
+        self.stages = nn.Sequential(*[_Residual(w[i], w[i + 1], 2) for i in range(len(w) - 1)])
+        self.reduce = nn.Sequential(
+            nn.Conv2d(w[-1], cfg.feature_channels, 1, bias=False),
+            nn.BatchNorm2d(cfg.feature_channels),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reduce(self.stages(self.stem(x))).flatten(1)
+
+
+class DropoutHead(nn.Module):
+    """Features (B, D) and dropout masks -> (B, 7): normalised position, raw quaternion.
+
+    Masks are already scaled by 1/(1-p) (inverted dropout); pass ones for a
+    deterministic pass. Training uses `sample_masks` with the module's generator.
+    """
+
+    def __init__(self, cfg: PoseNetConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.feature_dim, cfg.hidden)
+        self.fc_p = nn.Linear(cfg.hidden, 3)
+        self.fc_q = nn.Linear(cfg.hidden, 4)
+        with torch.no_grad():  # start near the identity rotation, not a degenerate 0
+            self.fc_q.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
+
+    def forward(
+        self, feat: torch.Tensor, mask_in: torch.Tensor, mask_hidden: torch.Tensor
+    ) -> torch.Tensor:
+        h = F.relu(self.fc1(feat * mask_in)) * mask_hidden
+        return torch.cat([self.fc_p(h), self.fc_q(h)], dim=1)
+
+
+def sample_masks(
+    n: int, cfg: PoseNetConfig, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverted-dropout masks (n, D) and (n, hidden) with keep probability 1 - p."""
+    keep = 1.0 - cfg.dropout
+    m1 = torch.rand(n, cfg.feature_dim, generator=generator) < keep
+    m2 = torch.rand(n, cfg.hidden, generator=generator) < keep
+    return m1.float() / keep, m2.float() / keep
+
+
+class PoseNet(nn.Module):
+    """Backbone + head; `forward` is a training pass with fresh dropout masks."""
+
+    def __init__(self, cfg: PoseNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg)
+        self.head = DropoutHead(cfg)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        m1, m2 = sample_masks(x.shape[0], self.cfg, generator)
+        return self.head(self.backbone(x), m1.to(x.device), m2.to(x.device))
+
+
+class HomoscedasticPoseLoss(nn.Module):
+    """Kendall & Cipolla (CVPR 2017): L_p e^-s_p + s_p + L_q e^-s_q + s_q with learned s.
+
+    L_p is the L1 distance of normalised positions, L_q the L1 distance of unit
+    quaternions, sign-invariant (q and -q are the same rotation).
+    """
+
+    def __init__(self, s_p: float = 0.0, s_q: float = -3.0) -> None:
+        super().__init__()
+        self.s_p = nn.Parameter(torch.tensor(float(s_p)))
+        self.s_q = nn.Parameter(torch.tensor(float(s_q)))
+
+    def forward(
+        self, out: torch.Tensor, p_norm: torch.Tensor, q_xyzw: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        l_p = (out[:, :3] - p_norm).abs().sum(1).mean()
+        q = F.normalize(out[:, 3:], dim=1)
+        l_q = torch.minimum((q - q_xyzw).abs().sum(1), (q + q_xyzw).abs().sum(1)).mean()
+        loss = l_p * torch.exp(-self.s_p) + self.s_p + l_q * torch.exp(-self.s_q) + self.s_q
+        return loss, l_p.detach(), l_q.detach()

@@ -1,0 +1,215 @@
+"""PoseNet: MC statistics, calibration, training/resume, model bundle safety, ONNX parity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from geoloc_ros.errors import ConfigError, InputRejected
+from geoloc_ros.posenet.bundle import load_bundle
+from geoloc_ros.posenet.data import load_split
+from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetParams
+from geoloc_ros.posenet.mc import (
+    CHI2_95_3DOF,
+    Calibration,
+    PoseSamples,
+    coverage,
+    fit_calibration,
+    mean_pose,
+    sample_covariance,
+)
+from geoloc_ros.posenet.train import TrainConfig, train_posenet
+from geoloc_ros.runtime.posenet_backends import export_onnx, make_runner
+from test.posenet_fixtures import DATUM, pattern, write_posed_folder
+
+TINY = TrainConfig(epochs=2, batch=8, input_hw=(32, 48), mc_samples=8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def posed(tmp_path_factory):
+    return write_posed_folder(tmp_path_factory.mktemp("posed") / "area")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(posed, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m"
+    train_posenet(posed, out, TINY, progress=False)
+    return out
+
+
+def _samples(p0, q0, cov6, n, rng):
+    d = rng.multivariate_normal(np.zeros(6), cov6, n)
+    q = (Rotation.from_rotvec(d[:, 3:]) * Rotation.from_quat(q0)).as_quat()
+    return PoseSamples(p0 + d[:, :3], q)
+
+
+def test_mc_statistics_recover_mean_and_parent_frame_covariance():
+    rng = np.random.default_rng(0)
+    p0 = np.array([10.0, -5.0, 2.0])
+    q0 = Rotation.from_euler("z", 90, degrees=True).as_quat()  # body x = parent y
+    cov = np.diag([1.0, 4.0, 0.25, 1e-4, 1e-2, 1e-6])
+    cov[0, 1] = cov[1, 0] = 1.2
+    cov[1, 5] = cov[5, 1] = 5e-5
+    s = _samples(p0, q0, cov, 40000, rng)
+    p, q = mean_pose(s)
+    assert np.allclose(p, p0, atol=0.05)
+    assert np.degrees((Rotation.from_quat(q).inv() * Rotation.from_quat(q0)).magnitude()) < 0.2
+    got = sample_covariance(s, p, q)
+    scale = np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    assert np.all(np.abs(got - cov) <= 0.04 * scale)
+    # the rotation block is about the parent's axes: in the body frame x and y would swap
+    assert got[4, 4] > 50 * got[3, 3]
+
+
+def test_quaternion_mean_is_sign_invariant():
+    q = Rotation.from_euler("z", [[170], [-170], [180]], degrees=True).as_quat()
+    q[1] *= -1  # the same rotation from the other hemisphere
+    _, qm = mean_pose(PoseSamples(np.zeros((3, 3)), q))
+    assert abs(abs(Rotation.from_quat(qm).as_euler("zyx", degrees=True)[0]) - 180) < 0.01
+
+
+def test_calibration_scales_overconfident_covariances_to_95_percent():
+    rng = np.random.default_rng(1)
+    n = 4000
+    cov = np.tile(np.diag([0.25, 0.25, 0.04, 1e-4, 1e-4, 4e-4]), (n, 1, 1))
+    true_scale = 3.0  # errors are 3x bigger than the samples say
+    e = rng.multivariate_normal(np.zeros(6), cov[0] * true_scale**2, n)
+    base = Calibration(floor_p_m=0.0, floor_r_rad=0.0)
+    assert coverage(e[:, :3], cov[:, :3, :3]) < 0.5
+    cal = fit_calibration(e[:2000, :3], e[:2000, 3:], cov[:2000], base)
+    assert cal.scale_p == pytest.approx(true_scale, rel=0.08)
+    assert cal.scale_r == pytest.approx(true_scale, rel=0.08)
+    held_out = cal.apply_batch(cov[2000:])
+    assert 0.93 <= coverage(e[2000:, :3], held_out[:, :3, :3]) <= 0.97
+    assert pytest.approx(7.8147, abs=1e-3) == CHI2_95_3DOF
+
+
+def test_training_writes_a_checked_model_and_resume_is_exact(posed, tiny_model, tmp_path):
+    card = json.loads((tiny_model / "posenet.json").read_text())
+    assert set(card["metrics"]) == {"val", "test"}
+    assert card["area"]["datum"] == DATUM
+    log_rows = (tiny_model / "train_log.csv").read_text().splitlines()
+    assert len(log_rows) == 1 + TINY.epochs
+    # one epoch, stop, resume for the second: the same weights as the straight run
+    straight = load_bundle(tiny_model).state
+    resumed_dir = tmp_path / "resumed"
+    import torch
+
+    from geoloc_ros.posenet import train as train_mod
+
+    cfg = TINY
+    # stop after the first epoch's checkpoint, as a Ctrl-C would
+    calls = {"n": 0}
+    real = train_mod._save_checkpoint
+
+    def stop_after_first(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    train_mod._save_checkpoint = stop_after_first
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_posenet(posed, resumed_dir, cfg, progress=False)
+    finally:
+        train_mod._save_checkpoint = real
+    with pytest.raises(ConfigError, match="--resume"):
+        train_posenet(posed, resumed_dir, cfg, progress=False)
+    train_posenet(posed, resumed_dir, cfg, resume=True, progress=False)
+    resumed = load_bundle(resumed_dir).state
+    for k, v in straight.items():
+        assert torch.allclose(torch.from_numpy(v), torch.from_numpy(resumed[k]), atol=1e-6), k
+
+
+def test_bundle_refuses_corrupt_weights_other_areas_and_unknown_keys(tiny_model, tmp_path):
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model, m)
+    b = load_bundle(m)
+    with pytest.raises(ConfigError, match="another area"):
+        b.check_area([48.8566, 2.3522, 35.0])  # Paris, not the datum it was trained at
+    b.check_area(DATUM)
+    b.area = dict(b.area, layout_sha256="a" * 64)
+    with pytest.raises(ConfigError, match="not this world"):
+        b.check_area(DATUM, "b" * 64)
+    card = json.loads((m / "posenet.json").read_text())
+    card["config"]["dropuot"] = 0.2
+    (m / "posenet.json").write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="unknown PoseNet config keys"):
+        load_bundle(m)
+    shutil.copy(tiny_model / "posenet.json", m / "posenet.json")
+    raw = bytearray((m / "posenet.safetensors").read_bytes())
+    raw[-10] ^= 0xFF
+    (m / "posenet.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ConfigError, match="corrupt or was replaced"):
+        load_bundle(m)
+
+
+def test_onnx_export_matches_torch(tiny_model, posed, tmp_path):
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model, m)
+    b = load_bundle(m)
+    export_onnx(b)
+    b = load_bundle(m)  # the card now names and hashes the ONNX files
+    torch_r, ort_r = make_runner(b, "torch"), make_runner(b, "onnxruntime")
+    from geoloc_ros.posenet.data import to_tensor_batch
+
+    test = load_split(posed, "test", b.config.input_hw, 3, progress=False)
+    x = to_tensor_batch(test.images).numpy()
+    f_t, f_o = torch_r.features(x), ort_r.features(x)
+    assert np.abs(f_t - f_o).max() <= 1e-4
+    loc = PoseNetLocalizer(b, torch_r, PoseNetParams(samples=16))
+    m1, m2 = loc.masks(16)
+    f = np.repeat(f_t[:1], 16, 0)
+    assert np.abs(torch_r.head(f, m1, m2) - ort_r.head(f, m1, m2)).max() <= 1e-4
+    with pytest.raises(ConfigError, match="TensorrtExecutionProvider"):
+        make_runner(b, "tensorrt")
+
+
+def test_localizer_rejects_wrong_images_and_withholds_uncertain_fixes(tiny_model):
+    loc = PoseNetLocalizer.from_params(PoseNetParams(model=str(tiny_model), samples=8))
+    img = pattern(3.0, 4.0, 0.5)
+    res = loc.localize(img, 12.5)
+    assert res.fix.t_s == 12.5 and res.fix.dof == 6 and res.fix.source == "posenet"
+    assert np.all(np.linalg.eigvalsh(res.fix.cov_pose_6x6) > 0)
+    with pytest.raises(InputRejected, match="RGB"):
+        loc.localize(img[:, :, 0], 1.0)  # a mono camera on a colour model
+    with pytest.raises(InputRejected, match="8-bit"):
+        loc.localize(img.astype(np.float32), 1.0)
+    with pytest.raises(InputRejected, match="too small"):
+        loc.localize(img[:4, :4], 1.0)
+    strict = PoseNetLocalizer.from_params(
+        PoseNetParams(model=str(tiny_model), samples=8, max_sigma_m=1e-3)
+    )
+    assert strict.localize(img, 1.0).withheld
+
+
+def test_posed_folder_format_errors_are_clear(tmp_path, posed):
+    bad = tmp_path / "bad"
+    shutil.copytree(posed, bad)
+    (bad / "poses.csv").write_text("img,x,y\n")
+    with pytest.raises(ConfigError, match="header"):
+        load_split(bad, "train", (32, 48), 3, progress=False)
+    (bad / "area.json").unlink()
+    with pytest.raises(ConfigError, match=r"area\.json"):
+        load_split(bad, "train", (32, 48), 3, progress=False)
+    with pytest.raises(ConfigError, match="neither"):
+        load_split(tmp_path / "nothing", "train", (32, 48), 3, progress=False)
+
+
+def test_euroc_folder_gives_chronological_posed_splits(shared_data):
+    root = shared_data / "micro_euroc"
+    splits = {s: load_split(root, s, (48, 64), 1, progress=False) for s in ("train", "val", "test")}
+    n = sum(len(v) for v in splits.values())
+    assert n >= 90  # 95 cam0 frames inside the Vicon record
+    assert len(splits["test"]) == pytest.approx(0.3 * n, abs=1)
+    assert splits["train"].images.shape[1:] == (48, 64, 1)
+    assert splits["train"].names[-1] < splits["val"].names[0] < splits["test"].names[0]
+    with pytest.raises(InputRejected, match="mono"):
+        from geoloc_ros.posenet.data import prepare_image
+
+        prepare_image(np.zeros((480, 752), np.uint8), (48, 64), 3)
