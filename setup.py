@@ -42,6 +42,7 @@ setup(
             "geoloc = geoloc_ros.cli:main",
             "gnss_pose_node = geoloc_ros.nodes.gnss_pose_node:main",
             "fusion_node = geoloc_ros.nodes.fusion_node:main",
+            "posenet_node = geoloc_ros.nodes.posenet_node:main",
         ],
     },
 )

@@ -1,7 +1,7 @@
 """Start geoloc_ros for a platform: `ros2 launch geoloc_ros geoloc.launch.py platform:=car`.
 
 Starts the fusion node (map -> odom -> base_link TF, odometry/global) and the GNSS-only
-pose node as its baseline (odometry/gnss, no TF); the localizers join as they land.
+pose node as its baseline (odometry/gnss, no TF); posenet:=true adds posenet_node.
 Parameters of both come from config/<platform>.yaml.
 """
 
@@ -27,7 +27,7 @@ def _nodes(context, *args, **kwargs):
         ("fix", LaunchConfiguration("fix_topic")),
         ("imu", LaunchConfiguration("imu_topic")),
     ]
-    return [
+    nodes = [
         Node(
             package="geoloc_ros",
             executable="fusion_node",
@@ -45,6 +45,21 @@ def _nodes(context, *args, **kwargs):
             output="screen",
         ),
     ]
+    if LaunchConfiguration("posenet").perform(context).lower() == "true":
+        nodes.append(
+            Node(
+                package="geoloc_ros",
+                executable="posenet_node",
+                name="posenet_node",
+                parameters=parameters,
+                remappings=[
+                    ("image", LaunchConfiguration("image_topic")),
+                    ("camera_info", LaunchConfiguration("camera_info_topic")),
+                ],
+                output="screen",
+            )
+        )
+    return nodes
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -55,6 +70,12 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("fix_topic", default_value="fix"),
             DeclareLaunchArgument("imu_topic", default_value="imu"),
             DeclareLaunchArgument("wheel_odom_topic", default_value="wheel_odom"),
+            DeclareLaunchArgument("image_topic", default_value="image"),
+            DeclareLaunchArgument("camera_info_topic", default_value="camera_info"),
+            DeclareLaunchArgument(
+                "posenet", default_value="false", choices=["true", "false"],
+                description="run posenet_node (needs a model trained for this area)",
+            ),
             OpaqueFunction(function=_nodes),
         ]
     )
