@@ -64,6 +64,25 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_posenet(args: argparse.Namespace) -> int:
+    from geoloc_ros.benchmarks.posenet import run  # noqa: PLC0415
+
+    r = run(args.model, Path(args.out), args.frames, args.samples, args.threads)
+    n = r["samples"]
+    print(f"PoseNet latency, {r['image'][0]}x{r['image'][1]} image, N={n} dropout samples")
+    print(f"{'backend':<13}{'1 pass ms':>10}{f'MC{n} ms':>10}{'ratio':>7}"
+          f"{f'naive MC{n} ms':>16}{'ratio':>7}")  # fmt: skip
+    for backend in ("torch", "onnxruntime"):
+        s = r.get(backend)
+        if s:
+            print(f"{backend:<13}{s['deterministic']['median_ms']:>10.2f}"
+                  f"{s[f'mc{n}']['median_ms']:>10.2f}{s['ratio_mc_to_deterministic']:>7.2f}"
+                  f"{s[f'naive_mc{n}']['median_ms']:>16.1f}"
+                  f"{s['ratio_naive_to_deterministic']:>7.1f}")  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks (speed, accuracy) written as JSON")
     bs = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
@@ -87,3 +106,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="benchmarks/results/fusion.json")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_fusion)
+    p = bs.add_parser("posenet", help="PoseNet latency: one pass vs MC dropout, per backend")
+    p.add_argument("--model", default="", help="model folder (default: the shipped one)")
+    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--out", default="benchmarks/results/posenet.json")
+    p.set_defaults(func=_cmd_posenet)

@@ -23,8 +23,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     estimators = parse_estimators(args.estimators)
     cfg = fusion_config(args.config, args.set or ())
+    from geoloc_ros.posenet.localizer import PoseNetParams  # noqa: PLC0415
+
+    posenet = PoseNetParams(model=args.posenet_model, backend=args.posenet_backend)
     rep = run_eval(args.bag, args.out, cfg, estimators, args.gnss_outage, args.no_gnss,
-                   progress=not args.quiet)  # fmt: skip
+                   progress=not args.quiet, posenet=posenet)  # fmt: skip
     print(format_table(rep))
     print(f"report in {args.out}/ (metrics.json, *.tum, trajectories.png, errors.png)")
     return 0
@@ -55,6 +58,12 @@ def format_table(rep: dict[str, Any]) -> str:
     if fus.get("nees_position"):
         n = fus["nees_position"]
         rows.append(f"fusion NEES inside 95% bounds: {100 * n['fraction_inside']:.1f} %")
+    pn = rep["estimates"].get("posenet", {})
+    if pn.get("median_position_m") is not None:
+        rows.append(f"posenet: median {pn['median_position_m']:.2f} m, "
+                    f"{pn['median_rotation_deg']:.2f} deg; 95% region holds "
+                    f"{100 * pn['coverage95_position']:.1f} %; {pn['withheld']} of "
+                    f"{pn['images']} withheld")  # fmt: skip
     if rep["rejections"]:
         rows.append("rejected: " + ", ".join(f"{k} {v}" for k, v in rep["rejections"].items()))
     rf = rep.get("realtime_factor")
@@ -68,7 +77,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("bag", help="rosbag2 (.mcap, directory) with /imu, /fix, ... (DESIGN.md)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--estimators", default="fusion,gnss",
-                   help="comma-separated: fusion, gnss (raw fixes); default both")  # fmt: skip
+                   help="comma-separated: fusion, gnss (raw fixes), posenet; "
+                   "default fusion,gnss")  # fmt: skip
     p.add_argument("--gnss-outage", type=_window, metavar="START:DURATION",
                    help="withhold fixes in this window, seconds from the bag's start")  # fmt: skip
     p.add_argument("--no-gnss", action="store_true",
@@ -77,5 +87,8 @@ def add_parsers(sub: Any) -> None:
                    "(default: built-in defaults)")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one fusion parameter (repeatable)")  # fmt: skip
+    p.add_argument("--posenet-model", default="",
+                   help="PoseNet model folder (default: the shipped demo-world model)")  # fmt: skip
+    p.add_argument("--posenet-backend", default="torch", help="torch, onnxruntime or tensorrt")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)

@@ -20,13 +20,16 @@ import yaml
 from geoloc_ros.config import flatten, from_mapping, load_node_config
 from geoloc_ros.errors import ConfigError, GeolocError
 from geoloc_ros.eval import metrics, plots
+from geoloc_ros.eval.posenet_replay import posenet_localizer, posenet_metrics, replay_posenet
 from geoloc_ros.eval.replay import ReplayResult, replay_fusion
 from geoloc_ros.eval.trajectory import Trajectory
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
+from geoloc_ros.posenet.localizer import PoseNetParams
 
-ESTIMATORS = ("fusion", "gnss")
-"""What `--estimators` can name today (the visual localizers join with their issues)."""
+ESTIMATORS = ("fusion", "gnss", "posenet")
+"""What `--estimators` can name (the map localizer joins with its issue)."""
+DEFAULT_ESTIMATORS = ("fusion", "gnss")
 
 FUSION_NODE = "fusion_node"
 
@@ -66,16 +69,28 @@ def run_eval(
     bag: str | Path,
     out_dir: str | Path,
     cfg: FusionConfig,
-    estimators: Sequence[str] = ESTIMATORS,
+    estimators: Sequence[str] = DEFAULT_ESTIMATORS,
     gnss_outage_s: tuple[float, float] | None = None,
     no_gnss: bool = False,
     progress: bool = True,
+    posenet: PoseNetParams | None = None,
 ) -> dict[str, Any]:
-    """Replay, measure, write the report; returns what metrics.json holds."""
+    """Replay, measure, write the report; returns what metrics.json holds.
+
+    With posenet, the map frame is the model's (its datum becomes the fusion's when
+    none is configured), so every TUM file shares one frame.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if no_gnss:
         cfg = dataclasses.replace(cfg, start_at_origin=True)
+    loc = None
+    if "posenet" in estimators:
+        loc = posenet_localizer(bag, posenet or PoseNetParams())
+        if cfg.datum:
+            loc.bundle.check_area(list(cfg.datum))
+        elif loc.bundle.area.get("datum"):
+            cfg = dataclasses.replace(cfg, datum=list(loc.bundle.area["datum"]))
     res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress)
     ltp = LocalTangentPlane(*res.datum) if res.datum else None
     trajs: dict[str, Trajectory] = {}
@@ -83,6 +98,10 @@ def run_eval(
         trajs["fusion"] = res.fusion_trajectory()
     if "gnss" in estimators and res.fixes_enu:
         trajs["gnss"] = res.gnss_trajectory()
+    pn = None
+    if loc is not None:
+        pn = replay_posenet(bag, loc, progress)
+        trajs["posenet"] = pn.trajectory()
     gt, alignment = _ground_truth(res, ltp)
     for name, traj in trajs.items():
         traj.write_tum(out / f"{name}.tum")
@@ -111,6 +130,8 @@ def run_eval(
                 errors[name] = metrics.align(traj, gt, alignment)
     for name, traj in trajs.items():
         report["estimates"][name] = _estimate_report(name, traj, errors, res)
+    if pn is not None:
+        report["estimates"]["posenet"].update(posenet_metrics(pn, errors.get("posenet")))
     if "fusion" in trajs and len(trajs["fusion"]):
         fused = trajs["fusion"]
         report["estimates"]["fusion"]["final_position_m"] = fused.p_m[-1].tolist()
