@@ -67,7 +67,8 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
 def _cmd_posenet(args: argparse.Namespace) -> int:
     from geoloc_ros.benchmarks.posenet import run  # noqa: PLC0415
 
-    r = run(args.model, Path(args.out), args.frames, args.samples, args.threads)
+    r = run(args.model, Path(args.out), args.frames, args.samples, args.threads, args.data,
+            args.ood)  # fmt: skip
     n = r["samples"]
     print(f"PoseNet latency, {r['image'][0]}x{r['image'][1]} image, N={n} dropout samples")
     print(f"{'backend':<13}{'1 pass ms':>10}{f'MC{n} ms':>10}{'ratio':>7}"
@@ -79,6 +80,16 @@ def _cmd_posenet(args: argparse.Namespace) -> int:
                   f"{s[f'mc{n}']['median_ms']:>10.2f}{s['ratio_mc_to_deterministic']:>7.2f}"
                   f"{s[f'naive_mc{n}']['median_ms']:>16.1f}"
                   f"{s['ratio_naive_to_deterministic']:>7.1f}")  # fmt: skip
+    u = r.get("uncertainty")
+    if u:
+        a = u["in_area"]["accuracy"]
+        print(f"test split: median {a['median_m']:.2f} m, {a['median_deg']:.2f} deg; 95% region "
+              f"holds {a['coverage95_position']:.1%} (raw {a['coverage95_position_raw']:.1%}); "
+              f"Spearman(sigma, error) {a['spearman_sigma_error']:.2f}")  # fmt: skip
+        print(f"{'frames':<16}{'trace cov_p m2':>15}{'x in-area':>10}{'MC only x':>10}")
+        for name, v in u.items():
+            print(f"{name:<16}{v['median_trace_cov_p_m2']:>15.2f}{v['ratio_to_in_area']:>10.1f}"
+                  f"{v['ratio_mc_only']:>10.1f}")  # fmt: skip
     print(f"wrote {args.out}")
     return 0
 
@@ -111,5 +122,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--data", help="dataset whose test split measures accuracy and covariances")
+    p.add_argument("--ood", help="dataset of another area: out-of-area covariances")
     p.add_argument("--out", default="benchmarks/results/posenet.json")
     p.set_defaults(func=_cmd_posenet)

@@ -87,7 +87,10 @@ class Trajectory:
         )
 
     def write_tum(self, path: str | Path) -> None:
-        """TUM file `t x y z qx qy qz qw`, written by evo."""
+        """TUM file `t x y z qx qy qz qw`, written by evo (empty when there is no pose)."""
         from evo.tools import file_interface  # noqa: PLC0415
 
+        if len(self) == 0:  # evo refuses empty trajectories; an empty file says it plainly
+            Path(path).write_text("")
+            return
         file_interface.write_tum_trajectory_file(str(path), self.to_evo())

@@ -32,16 +32,16 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
     """MC-dropout mean pose and raw covariance of every image (backbone batched by 64)."""
     from tqdm import tqdm  # noqa: PLC0415
 
+    from geoloc_ros.posenet.localizer import dropout_masks  # noqa: PLC0415
+
     rng = np.random.default_rng(seed)
-    keep = 1.0 - cfg.dropout
     P, Q, C, infl = [], [], [], []
     for a in tqdm(range(0, len(images_u8), 64), desc="MC dropout", disable=not progress):
         feats = runner.features(to_tensor_batch(images_u8[a : a + 64]).numpy())
         gain = novelty.inflation(feats) if novelty is not None else np.ones(len(feats))
         infl.extend(gain)
         for f, g in zip(feats, gain, strict=True):
-            m1 = ((rng.random((samples, cfg.feature_dim)) < keep) / keep).astype(np.float32)
-            m2 = ((rng.random((samples, cfg.hidden)) < keep) / keep).astype(np.float32)
+            m1, m2 = dropout_masks(rng, samples, cfg)
             out = runner.head(np.repeat(f[None], samples, 0), m1, m2)
             s = decode(out, cfg.p_mean_m, cfg.p_scale_m)
             p, q = mean_pose(s)

@@ -27,6 +27,14 @@ def shipped_model_dir() -> Path:
     return Path(str(resources.files("geoloc_ros") / "models" / SHIPPED_MODEL))
 
 
+def dropout_masks(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted-dropout masks (n, D) and (n, hidden), float32, keep probability 1 - p."""
+    keep = np.float32(1.0 - cfg.dropout)
+    m1 = rng.random((n, cfg.feature_dim), dtype=np.float32) < keep
+    m2 = rng.random((n, cfg.hidden), dtype=np.float32) < keep
+    return m1.astype(np.float32) / keep, m2.astype(np.float32) / keep
+
+
 @dataclass(frozen=True)
 class PoseNetParams:
     model: str = ""  # model folder; "" = the shipped demo-world model
@@ -69,10 +77,7 @@ class PoseNetLocalizer:
         return cls(bundle, make_runner(bundle, params.backend, params.device), params)
 
     def masks(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        keep = 1.0 - self.cfg.dropout
-        m1 = (self._rng.random((n, self.cfg.feature_dim)) < keep) / keep
-        m2 = (self._rng.random((n, self.cfg.hidden)) < keep) / keep
-        return m1.astype(np.float32), m2.astype(np.float32)
+        return dropout_masks(self._rng, n, self.cfg)
 
     def sample(self, image: np.ndarray, n: int | None = None):
         """Decoded MC samples for one camera image (any size; resized here), and the
