@@ -44,11 +44,11 @@ def test_eval_writes_one_posenet_pose_per_image_in_the_map_frame(sim, tmp_path):
     assert (
         pn["images"] == 31 and pn["withheld"] == 0 and pn["rejected"] == 0
     )  # 3 s at 10 Hz, both ends
-    t, p, _ = read_tum(tmp_path / "posenet.tum")
+    t, _, _ = read_tum(tmp_path / "posenet.tum")
     assert len(t) == 31
     # the map frame is the model's (the world's datum), shared by ground_truth.tum
     assert rep["datum"] == pytest.approx(list(world.cfg.datum))
-    t_gt, p_gt, _ = read_tum(tmp_path / "ground_truth.tum")
+    _, p_gt, _ = read_tum(tmp_path / "ground_truth.tum")
     assert np.abs(p_gt[:, :2]).max() < 150.0  # inside the 200 m world around its datum
     assert np.isfinite(pn["median_position_m"]) and 0.0 <= pn["coverage95_position"] <= 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["estimates"]["posenet"]

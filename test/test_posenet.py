@@ -213,3 +213,30 @@ def test_euroc_folder_gives_chronological_posed_splits(shared_data):
         from geoloc_ros.posenet.data import prepare_image
 
         prepare_image(np.zeros((480, 752), np.uint8), (48, 64), 3)
+
+
+def test_anchor_head_decodes_best_anchor_plus_offset_and_loss_targets_it():
+    import torch
+
+    from geoloc_ros.posenet.mc import decode
+    from geoloc_ros.posenet.model import HomoscedasticPoseLoss, PoseNetConfig
+
+    cfg = PoseNetConfig(anchors_xy_m=((0.0, 0.0), (100.0, 0.0)), anchor_scale_m=10.0,
+                        p_mean_m=(0.0, 0.0, 2.0), p_scale_m=(1.0, 1.0, 4.0))  # fmt: skip
+    assert cfg.out_dim == 3 * 2 + 5
+    out = np.array([[0.0, 5.0, 9.0, 9.0, 0.5, -0.2, 0.25, 0.0, 0.0, 0.0, 2.0]])
+    s = decode(out, cfg)
+    assert s.p_m[0] == pytest.approx([105.0, -2.0, 3.0])
+    assert s.q_xyzw[0] == pytest.approx([0, 0, 0, 1.0])
+    crit = HomoscedasticPoseLoss(cfg)
+    perfect = torch.tensor([[-20.0, 20.0, 9.0, 9.0, 0.5, -0.2, 0.25, 0.0, 0.0, 0.0, 1.0]])
+    _, l_p, l_q, l_c = crit(
+        perfect, torch.tensor([[105.0, -2.0, 3.0]]), torch.tensor([[0, 0, 0, 1.0]])
+    )
+    assert float(l_p) == pytest.approx(0.0, abs=1e-6) and float(l_q) < 1e-6 and float(l_c) < 1e-6
+    wrong = perfect.clone()
+    wrong[0, :2] = torch.tensor([20.0, -20.0])  # confident in the other anchor
+    assert (
+        float(crit(wrong, torch.tensor([[105.0, -2.0, 3.0]]), torch.tensor([[0, 0, 0, 1.0]]))[3])
+        > 30
+    )

@@ -87,9 +87,13 @@ def _cmd_posenet(args: argparse.Namespace) -> int:
               f"holds {a['coverage95_position']:.1%} (raw {a['coverage95_position_raw']:.1%}); "
               f"Spearman(sigma, error) {a['spearman_sigma_error']:.2f}")  # fmt: skip
         print(f"{'frames':<16}{'trace cov_p m2':>15}{'x in-area':>10}{'MC only x':>10}")
+        par = u.pop("onnx_parity_test_split", None)
         for name, v in u.items():
             print(f"{name:<16}{v['median_trace_cov_p_m2']:>15.2f}{v['ratio_to_in_area']:>10.1f}"
                   f"{v['ratio_mc_only']:>10.1f}")  # fmt: skip
+        if par:
+            f, h = par["max_abs_diff_features"], par["max_abs_diff_head_outputs"]
+            print(f"ONNX parity over {par['images']} test images: features {f:.1e}, head {h:.1e}")
     print(f"wrote {args.out}")
     return 0
 

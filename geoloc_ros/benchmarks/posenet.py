@@ -94,8 +94,10 @@ def uncertainty(model: str, data: str, ood: str | None, samples: int = 32,
             out[name]["accuracy"] = summary(
                 pred, test.p_m[idx], test.q_xyzw[idx], bundle.calibration
             )
+    if "backbone.onnx" in bundle.files:
+        out["onnx_parity_test_split"] = onnx_parity(bundle, test.images[idx], samples)
     base = out["in_area"]
-    for name in out:
+    for name in sets:
         out[name]["ratio_to_in_area"] = (
             out[name]["median_trace_cov_p_m2"] / base["median_trace_cov_p_m2"]
         )
@@ -103,6 +105,26 @@ def uncertainty(model: str, data: str, ood: str | None, samples: int = 32,
             out[name]["median_trace_mc_only_m2"] / base["median_trace_mc_only_m2"]
         )
     return out
+
+
+def onnx_parity(bundle, images_u8: np.ndarray, samples: int = 32) -> dict:
+    """Largest |torch - onnxruntime| over images: features, and head outputs under equal masks."""
+    from geoloc_ros.posenet.data import to_tensor_batch  # noqa: PLC0415
+    from geoloc_ros.posenet.localizer import dropout_masks  # noqa: PLC0415
+
+    t, o = make_runner(bundle, "torch"), make_runner(bundle, "onnxruntime")
+    rng = np.random.default_rng(11)
+    d_feat = d_out = 0.0
+    for a in range(0, len(images_u8), 64):
+        x = to_tensor_batch(images_u8[a : a + 64]).numpy()
+        ft, fo = t.features(x), o.features(x)
+        d_feat = max(d_feat, float(np.abs(ft - fo).max()))
+        for f in ft:
+            m1, m2 = dropout_masks(rng, samples, bundle.config)
+            fb = np.repeat(f[None], samples, 0)
+            d_out = max(d_out, float(np.abs(t.head(fb, m1, m2) - o.head(fb, m1, m2)).max()))
+    return {"images": len(images_u8), "max_abs_diff_features": d_feat,
+            "max_abs_diff_head_outputs": d_out}  # fmt: skip
 
 
 def _stats(ms: list[float]) -> dict:

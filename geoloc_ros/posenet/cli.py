@@ -21,7 +21,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     tc = TrainConfig(
         epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
         input_hw=args.input, channels=1 if args.mono else 3, mc_samples=args.samples,
-        max_train=args.max_train,
+        max_train=args.max_train, anchors=args.anchors,
     )  # fmt: skip
     command = "geoloc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = train_posenet(args.data, args.out, tc, args.resume, not args.quiet, command)
@@ -62,6 +62,12 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=_hw, default=(120, 160), help="network input HxW")
     p.add_argument("--mono", action="store_true", help="grayscale images (e.g. EuRoC cam0)")
     p.add_argument("--samples", type=int, default=32, help="MC samples for calibration")
+    p.add_argument(
+        "--anchors",
+        type=int,
+        default=256,
+        help="position anchors (k-means of training poses); 0 = plain regression",
+    )
     p.add_argument("--max-train", type=int, default=0, help="use only this many (quick checks)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     p.add_argument("-q", "--quiet", action="store_true")

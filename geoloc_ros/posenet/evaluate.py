@@ -43,7 +43,7 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
         for f, g in zip(feats, gain, strict=True):
             m1, m2 = dropout_masks(rng, samples, cfg)
             out = runner.head(np.repeat(f[None], samples, 0), m1, m2)
-            s = decode(out, cfg.p_mean_m, cfg.p_scale_m)
+            s = decode(out, cfg)
             p, q = mean_pose(s)
             P.append(p)
             Q.append(q)

@@ -88,7 +88,7 @@ class PoseNetLocalizer:
         m1, m2 = self.masks(n)
         out = self.runner.head(np.repeat(feat, n, axis=0), m1, m2)
         gain = float(self.novelty.inflation(feat)[0]) if self.novelty is not None else 1.0
-        return decode(out, self.cfg.p_mean_m, self.cfg.p_scale_m), gain
+        return decode(out, self.cfg), gain
 
     def localize(self, image: np.ndarray, t_s: float, frame_id: str = "map") -> PoseNetResult:
         """The calibrated fix of base_link in the map frame for one image."""

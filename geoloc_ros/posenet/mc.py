@@ -29,11 +29,20 @@ class PoseSamples:
     q_xyzw: np.ndarray
 
 
-def decode(out: np.ndarray, p_mean_m, p_scale_m) -> PoseSamples:
-    """Head outputs (N, 7) -> positions in metres and normalised quaternions."""
+def decode(out: np.ndarray, cfg) -> PoseSamples:
+    """Head outputs (N, cfg.out_dim) -> positions in metres and normalised quaternions."""
     out = np.asarray(out, dtype=np.float64)
-    p = out[:, :3] * np.asarray(p_scale_m) + np.asarray(p_mean_m)
-    q = out[:, 3:7]
+    k = cfg.n_anchors
+    if k:
+        best = out[:, :k].argmax(1)
+        anchors = np.asarray(cfg.anchors_xy_m)
+        off = out[:, k : 3 * k].reshape(-1, k, 2)[np.arange(len(out)), best]
+        xy = anchors[best] + off * cfg.anchor_scale_m
+        z = out[:, 3 * k] * cfg.p_scale_m[2] + cfg.p_mean_m[2]
+        p = np.column_stack([xy, z])
+    else:
+        p = out[:, :3] * np.asarray(cfg.p_scale_m) + np.asarray(cfg.p_mean_m)
+    q = out[:, -4:]
     n = np.linalg.norm(q, axis=1, keepdims=True)
     return PoseSamples(p, q / np.maximum(n, 1e-12))
 

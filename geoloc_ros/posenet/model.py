@@ -2,9 +2,17 @@
 
 The backbone runs once per frame; the head is sampled N times with explicit dropout
 masks, so PyTorch, ONNX Runtime and TensorRT draw the same samples from the same
-masks (`head(feat, mask_in, mask_hidden)`). Outputs are the position in the area's
-normalised ENU coordinates (see `PoseNetConfig.p_mean_m/p_scale_m`) and an
-unnormalised quaternion (x, y, z, w) of base_link in that ENU frame.
+masks (`head(feat, mask_in, mask_hidden)`).
+
+Position comes from anchors (Saha et al., "Improved visual relocalization by
+discovering anchor points", BMVC 2018): K anchor positions spread over the area
+(k-means of the training poses); the head scores every anchor and regresses its own
+horizontal offset from each, plus the height; the pose is the best anchor plus its
+offset. Classification escapes the "predict the mean" plateau plain regression sits
+on for a whole town. With `anchors_xy_m` empty it is PoseNet's direct regression.
+
+Head output layout, per sample: [K logits | K x 2 offsets / anchor_scale_m |
+z normalised | quaternion x y z w (unnormalised)]; K = 0 gives [x y z normalised | q].
 """
 
 from __future__ import annotations
@@ -30,7 +38,17 @@ class PoseNetConfig:
     dropout: float = 0.3
     p_mean_m: tuple[float, float, float] = (0.0, 0.0, 0.0)  # ENU position normalisation
     p_scale_m: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    anchors_xy_m: tuple[tuple[float, float], ...] = ()  # K anchor positions (ENU); () = none
+    anchor_scale_m: float = 1.0  # offsets are regressed in this unit
     extra: dict = field(default_factory=dict)  # free-form, not used by the network
+
+    @property
+    def n_anchors(self) -> int:
+        return len(self.anchors_xy_m)
+
+    @property
+    def out_dim(self) -> int:
+        return 3 * self.n_anchors + 5 if self.n_anchors else 7
 
     def __post_init__(self) -> None:
         h, w = self.input_hw
@@ -67,12 +85,16 @@ class PoseNetConfig:
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown PoseNet config keys: {sorted(unknown)}")
-        tuples = {k: tuple(v) for k, v in d.items() if isinstance(v, list)}
+        tuples = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                  for k, v in d.items() if isinstance(v, list)}  # fmt: skip
         return cls(**{**d, **tuples})
 
 
 def json_ready(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    def lists(v):
+        return [lists(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+    return {k: lists(v) for k, v in d.items()}
 
 
 class _Residual(nn.Module):
@@ -118,7 +140,7 @@ class Backbone(nn.Module):
 
 
 class DropoutHead(nn.Module):
-    """Features (B, D) and dropout masks -> (B, 7): normalised position, raw quaternion.
+    """Features (B, D) and dropout masks -> (B, cfg.out_dim) (layout: module docstring).
 
     Masks are already scaled by 1/(1-p) (inverted dropout); pass ones for a
     deterministic pass. Training uses `sample_masks` with the module's generator.
@@ -127,7 +149,7 @@ class DropoutHead(nn.Module):
     def __init__(self, cfg: PoseNetConfig) -> None:
         super().__init__()
         self.fc1 = nn.Linear(cfg.feature_dim, cfg.hidden)
-        self.fc_p = nn.Linear(cfg.hidden, 3)
+        self.fc_p = nn.Linear(cfg.hidden, cfg.out_dim - 4)
         self.fc_q = nn.Linear(cfg.hidden, 4)
         with torch.no_grad():  # start near the identity rotation, not a degenerate 0
             self.fc_q.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
@@ -164,22 +186,41 @@ class PoseNet(nn.Module):
 
 
 class HomoscedasticPoseLoss(nn.Module):
-    """Kendall & Cipolla (CVPR 2017): L_p e^-s_p + s_p + L_q e^-s_q + s_q with learned s.
+    """Kendall & Cipolla (CVPR 2017): sum of L_i e^-s_i + s_i with learned s_i.
 
-    L_p is the L1 distance of normalised positions, L_q the L1 distance of unit
-    quaternions, sign-invariant (q and -q are the same rotation).
+    Terms: position (L1 of normalised position, or with anchors L1 of the true
+    anchor's offset and of the height), anchor classification (cross-entropy), and
+    rotation (L1 of unit quaternions, sign-invariant: q and -q are one rotation).
     """
 
-    def __init__(self, s_p: float = 0.0, s_q: float = -3.0) -> None:
+    def __init__(self, cfg: PoseNetConfig) -> None:
         super().__init__()
-        self.s_p = nn.Parameter(torch.tensor(float(s_p)))
-        self.s_q = nn.Parameter(torch.tensor(float(s_q)))
+        self.cfg = cfg
+        self.s_p = nn.Parameter(torch.tensor(0.0))
+        self.s_q = nn.Parameter(torch.tensor(-3.0))
+        self.s_c = nn.Parameter(torch.tensor(0.0))
+        if cfg.n_anchors:
+            self.register_buffer("anchors", torch.tensor(cfg.anchors_xy_m, dtype=torch.float32))
+        self.register_buffer("p_mean", torch.tensor(cfg.p_mean_m, dtype=torch.float32))
+        self.register_buffer("p_scale", torch.tensor(cfg.p_scale_m, dtype=torch.float32))
 
-    def forward(
-        self, out: torch.Tensor, p_norm: torch.Tensor, q_xyzw: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        l_p = (out[:, :3] - p_norm).abs().sum(1).mean()
-        q = F.normalize(out[:, 3:], dim=1)
+    def forward(self, out: torch.Tensor, p_m: torch.Tensor, q_xyzw: torch.Tensor):
+        """Loss, and its position / rotation / classification parts (detached)."""
+        k = self.cfg.n_anchors
+        q = F.normalize(out[:, -4:], dim=1)
         l_q = torch.minimum((q - q_xyzw).abs().sum(1), (q + q_xyzw).abs().sum(1)).mean()
+        if not k:
+            l_p = (out[:, :3] - (p_m - self.p_mean) / self.p_scale).abs().sum(1).mean()
+            l_c = torch.zeros((), device=out.device)
+        else:
+            d2 = ((p_m[:, None, :2] - self.anchors[None]) ** 2).sum(-1)
+            best = d2.argmin(1)
+            l_c = F.cross_entropy(out[:, :k], best)
+            off = out[:, k : 3 * k].reshape(-1, k, 2)[torch.arange(len(best)), best]
+            want = (p_m[:, :2] - self.anchors[best]) / self.cfg.anchor_scale_m
+            z_want = (p_m[:, 2] - self.p_mean[2]) / self.p_scale[2]
+            l_p = (off - want).abs().sum(1).mean() + (out[:, 3 * k] - z_want).abs().mean()
         loss = l_p * torch.exp(-self.s_p) + self.s_p + l_q * torch.exp(-self.s_q) + self.s_q
-        return loss, l_p.detach(), l_q.detach()
+        if k:
+            loss = loss + l_c * torch.exp(-self.s_c) + self.s_c
+        return loss, l_p.detach(), l_q.detach(), l_c.detach()

@@ -27,7 +27,7 @@ from geoloc_ros.posenet.novelty import fit_novelty
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["epoch", "loss", "l_p", "l_q", "s_p", "s_q", "lr", "val_median_m",
+LOG_FIELDS = ["epoch", "loss", "l_p", "l_q", "l_c", "s_p", "s_q", "s_c", "lr", "val_median_m",
               "val_median_deg", "seconds"]  # fmt: skip
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     channels: int = 3
     dropout: float = 0.3
     mc_samples: int = 32
+    anchors: int = 256  # 0 = direct position regression (original PoseNet)
     max_train: int = 0  # 0 = all training samples (a smaller number for quick checks)
 
     def __post_init__(self) -> None:
@@ -96,12 +97,14 @@ def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bo
     n_train = len(train) if not tc.max_train else min(tc.max_train, len(train))
     p_mean = train.p_m.mean(0)
     p_scale = np.maximum(train.p_m.std(0), 1.0)
+    anchors, anchor_scale = _anchors(train.p_m[:, :2], tc.anchors, tc.seed)
     cfg = PoseNetConfig(
         input_hw=tc.input_hw, channels=tc.channels, dropout=tc.dropout,
         p_mean_m=tuple(float(v) for v in p_mean), p_scale_m=tuple(float(v) for v in p_scale),
+        anchors_xy_m=anchors, anchor_scale_m=anchor_scale,
     )  # fmt: skip
     model = PoseNet(cfg)
-    crit = HomoscedasticPoseLoss()
+    crit = HomoscedasticPoseLoss(cfg)
     opt = torch.optim.AdamW([*model.parameters(), *crit.parameters()], lr=tc.lr,
                             weight_decay=tc.weight_decay)  # fmt: skip
     steps = tc.epochs * ((n_train + tc.batch - 1) // tc.batch)
@@ -122,33 +125,34 @@ def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bo
         raise ConfigError(f"{out} already holds a training run; pass --resume or a new --out")
     rec = _Recorder(out / "train_log.csv", fresh=start == 0)
     t_start = time.monotonic()
-    p_norm_all = torch.from_numpy((train.p_m - p_mean) / p_scale).float()
+    p_all = torch.from_numpy(train.p_m).float()
     q_all = torch.from_numpy(train.q_xyzw).float()
     for epoch in range(start, tc.epochs):
         t0 = time.monotonic()
         g = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
         model.train()
         perm = torch.randperm(len(train), generator=g)[:n_train]
-        sums = np.zeros(3)
+        sums = np.zeros(4)
         batches = range(0, n_train, tc.batch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress,
                    leave=False)  # fmt: skip
         for a in bar:
             idx = perm[a : a + tc.batch]
             x = _augment(to_tensor_batch(train.images[idx.numpy()]), g)
-            loss, l_p, l_q = crit(model(x, g), p_norm_all[idx], q_all[idx])
+            loss, l_p, l_q, l_c = crit(model(x, g), p_all[idx], q_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            sums += [loss.item(), l_p.item(), l_q.item()]
+            sums += [loss.item(), l_p.item(), l_q.item(), l_c.item()]
             bar.set_postfix(loss=f"{sums[0] / (a // tc.batch + 1):.3f}")
         k = len(batches)
         model.eval()
         v_p, v_r = _deterministic_errors(model, val)
         row = {
             "epoch": epoch + 1, "loss": sums[0] / k, "l_p": sums[1] / k, "l_q": sums[2] / k,
-            "s_p": crit.s_p.item(), "s_q": crit.s_q.item(), "lr": sched.get_last_lr()[0],
+            "l_c": sums[3] / k, "s_p": crit.s_p.item(), "s_q": crit.s_q.item(),
+            "s_c": crit.s_c.item(), "lr": sched.get_last_lr()[0],
             "val_median_m": float(np.median(v_p)), "val_median_deg": float(np.median(v_r)),
             "seconds": time.monotonic() - t0,
         }  # fmt: skip
@@ -160,6 +164,22 @@ def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bo
         _save_checkpoint(ckpt, model, crit, opt, sched, epoch + 1, tc)
     train_s = time.monotonic() - t_start
     return _finish(model.eval(), cfg, tc, data, out, train, val, train_s, progress, command)
+
+
+def _anchors(xy_m: np.ndarray, k: int, seed: int):
+    """K k-means anchors of the training positions and the offset unit (their spacing)."""
+    if not k:
+        return (), 1.0
+    from scipy.cluster.vq import kmeans2  # noqa: PLC0415
+    from scipy.spatial import cKDTree  # noqa: PLC0415
+
+    k = min(k, len(xy_m) // 4)
+    if k < 2:
+        raise ConfigError(f"{len(xy_m)} training poses are too few for anchors; use --anchors 0")
+    centres, _ = kmeans2(xy_m, k, minit="++", seed=seed)
+    d, _ = cKDTree(centres).query(centres, k=2)
+    scale = float(max(np.median(d[:, 1]), 1.0))
+    return tuple((float(x), float(y)) for x, y in centres), scale
 
 
 def _tc_dict(tc: TrainConfig) -> dict:
@@ -190,7 +210,7 @@ def _deterministic_errors(model, split, batch: int = 128):
             f = model.backbone(x)
             ones1 = torch.ones(len(f), cfg.feature_dim)
             outs.append(model.head(f, ones1, torch.ones(len(f), cfg.hidden)).numpy())
-    s = decode(np.concatenate(outs), cfg.p_mean_m, cfg.p_scale_m)
+    s = decode(np.concatenate(outs), cfg)
     e_p = np.linalg.norm(split.p_m - s.p_m, axis=1)
     e_r = np.degrees(np.linalg.norm(rotation_errors(split.q_xyzw, s.q_xyzw), axis=1))
     return e_p, e_r

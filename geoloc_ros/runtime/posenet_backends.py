@@ -30,7 +30,7 @@ class PoseNetRunner(Protocol):
         """(B, C, H, W) float32 in [-1, 1] -> (B, D) float32."""
 
     def head(self, feat: np.ndarray, mask_in: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
-        """(N, D), (N, D), (N, hidden) float32 -> (N, 7) float32."""
+        """(N, D), (N, D), (N, hidden) float32 -> (N, out_dim) float32."""
 
 
 class TorchRunner:
