@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.posenet.bundle import load_bundle
 from geoloc_ros.posenet.data import load_split
-from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetParams
+from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetParams, shipped_model_dir
 from geoloc_ros.posenet.mc import (
     CHI2_95_3DOF,
     Calibration,
@@ -240,3 +240,15 @@ def test_anchor_head_decodes_best_anchor_plus_offset_and_loss_targets_it():
         float(crit(wrong, torch.tensor([[105.0, -2.0, 3.0]]), torch.tensor([[0, 0, 0, 1.0]]))[3])
         > 30
     )
+
+
+def test_shipped_model_loads_and_is_small():
+    d = shipped_model_dir()
+    if not (d / "posenet.json").is_file():
+        pytest.fail(f"the shipped PoseNet model is missing from {d}")
+    b = load_bundle(d)  # checks sha256 of the weights
+    size = sum(p.stat().st_size for p in d.iterdir())
+    assert size <= 20 * 2**20
+    assert b.area.get("layout_sha256"), "the shipped model must name the world it knows"
+    for name in b.files:
+        b.path(name)  # every file the card names exists and matches its hash
