@@ -73,7 +73,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("image_topic", default_value="image"),
             DeclareLaunchArgument("camera_info_topic", default_value="camera_info"),
             DeclareLaunchArgument(
-                "posenet", default_value="false", choices=["true", "false"],
+                "posenet",
+                default_value="false",
+                choices=["true", "false"],
                 description="run posenet_node (needs a model trained for this area)",
             ),
             OpaqueFunction(function=_nodes),
