@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.node import Node
@@ -37,19 +37,14 @@ NODE_NAME = "posenet_node"
 
 
 @dataclass(frozen=True)
-class PoseNetNodeConfig:
-    model: str = ""  # model folder; "" = the shipped demo-world model
-    backend: str = "torch"  # torch | onnxruntime | tensorrt
-    device: str = "cpu"
-    samples: int = 32
-    max_sigma_m: float = 15.0  # withhold fixes less certain than this (horizontal 1-sigma)
-    seed: int = 0
+class PoseNetNodeConfig(PoseNetParams):
+    """The localizer's parameters (PoseNetParams) plus what only the node needs."""
+
     datum: list[float] = field(default_factory=list)  # map origin [lat, lon, alt]; checked
     map_frame: str = "map"
 
     def params(self) -> PoseNetParams:
-        return PoseNetParams(self.model, self.backend, self.device, self.samples,
-                             self.max_sigma_m, self.seed)  # fmt: skip
+        return PoseNetParams(**{f.name: getattr(self, f.name) for f in fields(PoseNetParams)})
 
 
 class PoseNetNode(Node):

@@ -12,13 +12,13 @@ another area than the one the caller works in.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from geoloc_ros.checksum import sha256_of
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.posenet.mc import Calibration
 from geoloc_ros.posenet.model import PoseNetConfig
@@ -27,14 +27,6 @@ CARD = "posenet.json"
 WEIGHTS = "posenet.safetensors"
 FORMAT = 1
 DATUM_TOLERANCE_M = 1.0
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -11,11 +11,8 @@ from geoloc_ros.posenet.data import to_tensor_batch
 from geoloc_ros.posenet.mc import (
     CHI2_95_3DOF,
     Calibration,
-    decode,
     mahalanobis2,
-    mean_pose,
     rotation_errors,
-    sample_covariance,
 )
 
 
@@ -32,7 +29,7 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
     """MC-dropout mean pose and raw covariance of every image (backbone batched by 64)."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from geoloc_ros.posenet.localizer import dropout_masks  # noqa: PLC0415
+    from geoloc_ros.posenet.localizer import mc_pose  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     P, Q, C, infl = [], [], [], []
@@ -41,13 +38,10 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
         gain = novelty.inflation(feats) if novelty is not None else np.ones(len(feats))
         infl.extend(gain)
         for f, g in zip(feats, gain, strict=True):
-            m1, m2 = dropout_masks(rng, samples, cfg)
-            out = runner.head(np.repeat(f[None], samples, 0), m1, m2)
-            s = decode(out, cfg)
-            p, q = mean_pose(s)
+            p, q, cov = mc_pose(runner, cfg, f[None], rng, samples)
             P.append(p)
             Q.append(q)
-            C.append(sample_covariance(s, p, q) * g)
+            C.append(cov * g)
     return SplitPrediction(np.array(P), np.array(Q), np.array(C), np.array(infl))
 
 

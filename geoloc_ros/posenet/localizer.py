@@ -35,6 +35,14 @@ def dropout_masks(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarray, np
     return m1.astype(np.float32) / keep, m2.astype(np.float32) / keep
 
 
+def mc_pose(runner, cfg, feat: np.ndarray, rng: np.random.Generator, n: int):
+    """Mean pose and MC sample covariance (6x6, ROS order) from one frame's (1, D) features."""
+    m1, m2 = dropout_masks(rng, n, cfg)
+    s = decode(runner.head(np.repeat(feat, n, axis=0), m1, m2), cfg)
+    p, q = mean_pose(s)
+    return p, q, sample_covariance(s, p, q)
+
+
 @dataclass(frozen=True)
 class PoseNetParams:
     model: str = ""  # model folder; "" = the shipped demo-world model
@@ -79,22 +87,14 @@ class PoseNetLocalizer:
     def masks(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return dropout_masks(self._rng, n, self.cfg)
 
-    def sample(self, image: np.ndarray, n: int | None = None):
-        """Decoded MC samples for one camera image (any size; resized here), and the
-        novelty variance factor of its features (1 when the model has no novelty term)."""
+    def localize(self, image: np.ndarray, t_s: float, frame_id: str = "map") -> PoseNetResult:
+        """The calibrated fix of base_link in the map frame for one image (any size)."""
         x = prepare_image(image, self.cfg.input_hw, self.cfg.channels)
         feat = self.runner.features(to_tensor_batch(x[None]).numpy())
-        n = n or self.params.samples
-        m1, m2 = self.masks(n)
-        out = self.runner.head(np.repeat(feat, n, axis=0), m1, m2)
+        # novelty variance factor: 1 unless the features are unlike the training images
         gain = float(self.novelty.inflation(feat)[0]) if self.novelty is not None else 1.0
-        return decode(out, self.cfg), gain
-
-    def localize(self, image: np.ndarray, t_s: float, frame_id: str = "map") -> PoseNetResult:
-        """The calibrated fix of base_link in the map frame for one image."""
-        s, gain = self.sample(image)
-        p, q = mean_pose(s)
-        cov_raw = sample_covariance(s, p, q) * gain
+        p, q, cov_raw = mc_pose(self.runner, self.cfg, feat, self._rng, self.params.samples)
+        cov_raw = cov_raw * gain
         cov = self.bundle.calibration.apply(cov_raw)
         sigma_h = float(np.sqrt(0.5 * (cov[0, 0] + cov[1, 1])))
         fix = PoseFix(t_s, p, q, cov, frame_id, "base_link", 6, "posenet")

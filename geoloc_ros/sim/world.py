@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geoloc_ros.checksum import sha256_of
 from geoloc_ros.errors import ConfigError, GeolocError
 from geoloc_ros.geo.utm import UtmProjection
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
@@ -308,7 +309,7 @@ def write_world(cfg: WorldConfig, out: str | Path, progress: bool = True) -> tup
             "layout_sha256": world.fingerprint(),
             "contents": _contents(world),
             "files": {
-                name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+                name: {"sha256": sha256_of(tmp / name), "bytes": (tmp / name).stat().st_size}
                 for name in ["layout.json", *files]
             },
         }
@@ -323,14 +324,6 @@ def write_world(cfg: WorldConfig, out: str | Path, progress: bool = True) -> tup
     world.path = out
     log.info("world written to %s in %.1f s", out, time.perf_counter() - t0)
     return world, True
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_rasters(world: World, out: Path, progress: bool) -> list[str]:
