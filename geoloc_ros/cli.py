@@ -112,13 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     from geoloc_ros.benchmarks.cli import add_parsers as add_bench  # noqa: PLC0415
     from geoloc_ros.eval.cli import add_parsers as add_eval  # noqa: PLC0415
     from geoloc_ros.io.importers.cli import add_parsers as add_import  # noqa: PLC0415
-    from geoloc_ros.posenet.cli import add_parsers as add_learned  # noqa: PLC0415
+    from geoloc_ros.neuralmap import cli as neuralmap_cli  # noqa: PLC0415
+    from geoloc_ros.posenet import cli as posenet_cli  # noqa: PLC0415
     from geoloc_ros.sim.cli import add_parsers as add_sim  # noqa: PLC0415
 
     add_sim(sub)
     add_import(sub)
     add_eval(sub)
-    add_learned(sub)
+    train = sub.add_parser("train", help="train the learned localizers")
+    ts = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
+    export = sub.add_parser("export", help="export trained models to ONNX")
+    es = export.add_subparsers(dest="export_command", metavar="MODEL", required=True)
+    for module in (neuralmap_cli, posenet_cli):
+        module.add_train_parser(ts)
+        module.add_export_parser(es)
+    neuralmap_cli.add_map_parser(sub)
     add_bench(sub)
     return parser
 

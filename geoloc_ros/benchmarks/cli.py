@@ -98,6 +98,39 @@ def _cmd_posenet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_neuralmap(args: argparse.Namespace) -> int:
+    from geoloc_ros.benchmarks.neuralmap import run  # noqa: PLC0415
+
+    r = run(args.model, args.data, Path(args.out), args.split, args.frames, args.latency_frames,
+            args.prior_sigma, args.window, args.yaw_bins, args.seed, args.threads,
+            args.calibrate, Path(args.maps), not args.quiet)  # fmt: skip
+    p = r["protocol"]
+    print(f"neural map localizer ({r['platform']}), prior sigma {p['prior_sigma_m']:g} m, "
+          f"window {p['window_m']:g} m, {p['yaw_bins']} yaw bins, no yaw prior")  # fmt: skip
+    print(f"{'dataset':<34}{'frames':>7}{'1m':>6}{'3m':>6}{'5m':>6}{'1deg':>6}{'3deg':>6}"
+          f"{'5deg':>6}{'cov95':>7}{'multi':>7}")  # fmt: skip
+    rows = [(k, v["accuracy"]) for k, v in r["datasets"].items()]
+    if "all" in r:
+        rows.append(("all", r["all"]))
+    for name, a in rows:
+        rp, ry = a["recall_position"], a["recall_yaw"]
+        print(f"{name[-34:]:<34}{a['frames']:>7}{rp['1m']:>6.0%}{rp['3m']:>6.0%}{rp['5m']:>6.0%}"
+              f"{ry['1deg']:>6.0%}{ry['3deg']:>6.0%}{ry['5deg']:>6.0%}"
+              f"{a['coverage95_xy'] or 0:>7.0%}{a['multimodal_share'] or 0:>7.0%}")  # fmt: skip
+    for _k, v in r["datasets"].items():
+        for name, t in v["latency"].items():
+            print(
+                f"latency {name} (64 bins, 64 m): encoder {t['encoder']:.0f} ms, lifting "
+                f"{t['lifting']:.0f} ms, map read {t['map_read']:.0f} ms, matching "
+                f"{t['matching']:.0f} ms, total {t['total']:.0f} ms (p95 {t['p95_total']:.0f})"
+            )
+        break
+    if "calibration_written" in r:
+        print(f"calibration written to the model card: {r['calibration_written']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks (speed, accuracy) written as JSON")
     bs = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
@@ -130,3 +163,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ood", help="dataset of another area: out-of-area covariances")
     p.add_argument("--out", default="benchmarks/results/posenet.json")
     p.set_defaults(func=_cmd_posenet)
+    p = bs.add_parser("neuralmap", help="map localizer recall, calibration and CPU latency")
+    p.add_argument("--model", default="", help="model folder (default: the shipped car model)")
+    p.add_argument("--data", nargs="+", required=True,
+                   help="datasets of worlds never used in training")  # fmt: skip
+    p.add_argument("--split", default="test", help="train, val, test or all")
+    p.add_argument("--frames", type=int, default=300, help="frames per dataset (0 = all)")
+    p.add_argument("--latency-frames", type=int, default=30)
+    p.add_argument("--prior-sigma", type=float, default=20.0, help="prior noise sigma [m]")
+    p.add_argument("--window", type=float, default=128.0, help="searched square side [m]")
+    p.add_argument("--yaw-bins", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit the covariance calibration on these frames and write it to the card",
+    )
+    p.add_argument("--maps", default="out/maps", help="where per-world maps are built")
+    p.add_argument("--out", default="benchmarks/results/neuralmap.json")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_neuralmap)

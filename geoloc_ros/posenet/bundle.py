@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoloc_ros.checksum import sha256_of
+from geoloc_ros.checksum import sha256_of, verify_sha256
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.posenet.mc import Calibration
 from geoloc_ros.posenet.model import PoseNetConfig
@@ -84,7 +84,7 @@ class PoseNetBundle:
         if self.directory is None or name not in self.files:
             raise ConfigError(f"the PoseNet model has no {name}; run `geoloc export posenet`")
         p = self.directory / name
-        _check_hash(p, self.files[name])
+        verify_sha256(p, self.files[name])
         return p
 
     def check_area(self, datum: list[float] | None, layout_sha256: str | None = None) -> None:
@@ -108,17 +108,6 @@ class PoseNetBundle:
             )
 
 
-def _check_hash(path: Path, want: str) -> None:
-    if not path.is_file():
-        raise ConfigError(f"model file {path} is missing")
-    got = sha256_of(path)
-    if got != want:
-        raise ConfigError(
-            f"{path} has sha256 {got[:16]}..., the model card says {want[:16]}...: "
-            "the file is corrupt or was replaced"
-        )
-
-
 def load_bundle(directory: str | Path) -> PoseNetBundle:
     """Read and verify a model folder (card, hashes, tensor names and shapes)."""
     from safetensors import SafetensorError  # noqa: PLC0415
@@ -137,7 +126,7 @@ def load_bundle(directory: str | Path) -> PoseNetBundle:
     files = card.get("files", {})
     if WEIGHTS not in files:
         raise ConfigError(f"{card_path} names no {WEIGHTS}")
-    _check_hash(d / WEIGHTS, files[WEIGHTS])
+    verify_sha256(d / WEIGHTS, files[WEIGHTS])
     try:
         state = load_file(str(d / WEIGHTS))
     except (SafetensorError, OSError) as exc:

@@ -78,10 +78,3 @@ def add_export_parser(es: argparse._SubParsersAction) -> None:
     p = es.add_parser("posenet", help="ONNX backbone and head for onnxruntime / TensorRT")
     p.add_argument("model", help="PoseNet model folder")
     p.set_defaults(func=_cmd_export)
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train the learned localizers")
-    add_train_parser(train.add_subparsers(dest="train_command", metavar="MODEL", required=True))
-    export = sub.add_parser("export", help="export trained models to ONNX")
-    add_export_parser(export.add_subparsers(dest="export_command", metavar="MODEL", required=True))

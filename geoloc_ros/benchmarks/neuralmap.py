@@ -1,0 +1,134 @@
+"""`geoloc bench neuralmap`: recall tables, calibration coverage and CPU latency.
+
+Accuracy follows issue 6's protocol on a dataset of a world never used in training:
+prior = truth + N(0, prior_sigma^2) per axis, no yaw prior, `eval_yaw_bins` bins and a
+window of `eval_window_m`. Latency is the node's setting: 64 bins, a 64 m window,
+split into encoder, lifting, map read and matching, and again with a +-15 deg yaw
+prior. Maps are built on first use under `maps_dir` (one per world and model).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from geoloc_ros.neuralmap.bundle import load_bundle
+from geoloc_ros.neuralmap.evaluate import fit_calibration, run_samples, summary
+from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams, shipped_model_dir
+
+
+def map_for(dataset: Path, model_dir: Path, maps_dir: Path, progress: bool) -> Path:
+    """The neural map of a dataset's world encoded by this model, built if missing."""
+    from geoloc_ros.neuralmap.data import world_dir  # noqa: PLC0415
+    from geoloc_ros.neuralmap.tiles import MAP_CARD, build_map  # noqa: PLC0415
+
+    meta = json.loads((dataset / "dataset.json").read_text())
+    wdir = world_dir(dataset, meta)
+    sha = load_bundle(model_dir).weights_sha256
+    d = maps_dir / f"{wdir.name}_{meta['world']['layout_sha256'][:8]}_{sha[:8]}"
+    if not (d / MAP_CARD).is_file():
+        build_map(d, model_dir, world=wdir, progress=progress)
+    return d
+
+
+def _samples(dataset: Path, split: str, cfg, limit: int, seed: int):
+    from geoloc_ros.neuralmap.data import SimData  # noqa: PLC0415
+    from geoloc_ros.sim.dataset import SPLITS  # noqa: PLC0415
+
+    splits = SPLITS if split == "all" else (split,)
+    samples = []
+    for s in splits:
+        try:
+            samples += SimData([dataset], s, cfg).samples
+        except Exception:
+            if split != "all":
+                raise
+    if limit and len(samples) > limit:
+        idx = np.sort(np.random.default_rng(seed).permutation(len(samples))[:limit])
+        samples = [samples[i] for i in idx]
+    return samples
+
+
+def run(model: str, data: list[str], out: Path, split: str = "test", frames: int = 300,
+        latency_frames: int = 30, prior_sigma_m: float = 20.0, eval_window_m: float = 128.0,
+        eval_yaw_bins: int = 256, seed: int = 0, threads: int = 0, calibrate: bool = False,
+        maps_dir: Path = Path("out/maps"), progress: bool = True) -> dict:  # fmt: skip
+    import torch  # noqa: PLC0415
+
+    if threads:
+        torch.set_num_threads(threads)
+    model_dir = Path(model) if model else None
+    bundle = load_bundle(model_dir or shipped_model_dir("car"))
+    model_dir = bundle.directory
+    cfg = bundle.config
+    result = {
+        "model": str(model_dir), "platform": cfg.platform, "res_m": cfg.res_m,
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads()},
+        "protocol": {"prior_sigma_m": prior_sigma_m, "window_m": eval_window_m,
+                     "yaw_bins": eval_yaw_bins, "yaw_prior": None, "split": split, "seed": seed},
+        "datasets": {},
+    }  # fmt: skip
+    all_runs = []
+    for ds in map(Path, data):
+        mdir = map_for(ds, model_dir, maps_dir, progress)
+        params = MapLocalizerParams(model=str(model_dir), map=str(mdir), platform=cfg.platform,
+                                    yaw_bins=eval_yaw_bins, window_m=eval_window_m)  # fmt: skip
+        loc = MapLocalizer(params)
+        samples = _samples(ds, split, cfg, frames, seed)
+        t0 = time.monotonic()
+        runs = run_samples(loc, samples, prior_sigma_m, seed, progress=progress)
+        all_runs.append(runs)
+        result["datasets"][str(ds)] = {"map": str(mdir), "seconds": time.monotonic() - t0,
+                                       "raw": runs}  # fmt: skip
+        lat = _latency(loc, params, samples[:latency_frames], seed, progress)
+        result["datasets"][str(ds)]["latency"] = lat
+    if calibrate:
+        merged = _merge(all_runs)
+        bundle.calibration = fit_calibration(merged, bundle.calibration)
+        bundle.metrics["calibration"] = {
+            "data": data,
+            "split": split,
+            "frames": len(merged.err_yaw_rad),
+        }
+        bundle.write_card()
+        result["calibration_written"] = bundle.calibration.to_dict()
+    for v in result["datasets"].values():
+        v["accuracy"] = summary(v.pop("raw"), bundle.calibration)
+    if len(all_runs) > 1:
+        result["all"] = summary(_merge(all_runs), bundle.calibration)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _merge(runs):
+    from geoloc_ros.neuralmap.evaluate import Runs  # noqa: PLC0415
+
+    return Runs(np.concatenate([r.err_xy_m for r in runs]),
+                np.concatenate([r.err_yaw_rad for r in runs]),
+                np.concatenate([r.cov_raw for r in runs]),
+                np.concatenate([r.multimodal for r in runs]),
+                [t for r in runs for t in r.timing_ms], sum(r.rejected for r in runs))  # fmt: skip
+
+
+def _latency(loc: MapLocalizer, params: MapLocalizerParams, samples, seed: int,
+             progress: bool) -> dict:  # fmt: skip
+    """Node setting (64 bins, 64 m window): no yaw prior, then a +-15 deg yaw prior."""
+    out = {}
+    for name, yaw_sigma in (("no_yaw_prior", None), ("yaw_prior_15deg", 3.0)):
+        loc.params = replace(params, yaw_bins=64, window_m=64.0)
+        loc._rotators.clear()
+        runs = run_samples(loc, samples, 5.0, seed, yaw_sigma, progress=False)
+        t = runs.timing_ms[1:] or runs.timing_ms  # the first frame builds caches
+        out[name] = {k: float(np.median([x[k] for x in t])) for k in t[0]}
+        out[name]["p95_total"] = float(np.percentile([x["total"] for x in t], 95))
+        out[name]["frames"] = len(t)
+    loc.params = params
+    loc._rotators.clear()
+    return out

@@ -1,0 +1,168 @@
+"""The map localizer used by map_localizer_node, `geoloc eval` and the benchmark.
+
+One frame in (image, K, gravity, camera mount, a position prior with its sigma,
+optionally a yaw prior and the height above ground), one planar fix out: x, y, yaw
+in the `map` frame with a calibrated 3x3 covariance and a multi-modality flag.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geoloc_ros.errors import ConfigError, InputRejected
+from geoloc_ros.neuralmap.frame import prepare_frame
+from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine, yaw_bins
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def shipped_model_dir(platform: str) -> Path:
+    return MODELS / f"neuralmap_{platform}"
+
+
+@dataclass(frozen=True)
+class MapLocalizerParams:
+    model: str = ""  # model folder; "" = the shipped one for `platform`
+    map: str = ""  # map folder (geoloc map build)
+    platform: str = "car"
+    yaw_bins: int = 64
+    window_m: float = 64.0  # side of the searched square around the prior
+    yaw_prior_deg: float = 15.0  # half-width of the searched yaw range when a yaw prior is given
+    use_prior: bool = True  # add the Gaussian position prior to the volume
+    device: str = "cpu"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.yaw_bins <= 1024:
+            raise ConfigError(f"yaw_bins must be in [4, 1024], got {self.yaw_bins}")
+        if not 4.0 <= self.window_m <= 1024.0:
+            raise ConfigError(f"window_m must be in [4, 1024] m, got {self.window_m}")
+        if not 0.0 < self.yaw_prior_deg <= 180.0:
+            raise ConfigError(f"yaw_prior_deg must be in (0, 180], got {self.yaw_prior_deg}")
+
+
+@dataclass
+class MapFix:
+    xy_m: np.ndarray
+    yaw_rad: float
+    cov_xyyaw: np.ndarray  # 3x3 (m, m, rad), calibrated
+    multimodal: bool
+    second_peak_ratio: float
+    timing_ms: dict = field(default_factory=dict)
+
+
+class MapLocalizer:
+    def __init__(self, params: MapLocalizerParams) -> None:
+        import torch  # noqa: PLC0415
+
+        from geoloc_ros.neuralmap.bundle import build_net, load_bundle  # noqa: PLC0415
+        from geoloc_ros.neuralmap.tiles import MapStore  # noqa: PLC0415
+
+        if params.threads:
+            torch.set_num_threads(params.threads)
+        self.params = params
+        self.bundle = load_bundle(params.model or shipped_model_dir(params.platform))
+        self.cfg = self.bundle.config
+        self.device = torch.device(params.device)
+        self.net = build_net(self.bundle).to(self.device)
+        if not params.map:
+            raise ConfigError("no map folder given (build one with `geoloc map build`)")
+        self.store = MapStore(params.map)
+        if abs(self.store.card["res_m"] - self.cfg.res_m) > 1e-9:
+            raise ConfigError(
+                f"the map has {self.store.card['res_m']} m cells, the model {self.cfg.res_m} m"
+            )
+        self._rotators: dict[tuple, TemplateRotator] = {}
+
+    def _rotator(self, yaw_hint: float | None) -> TemplateRotator:
+        k = self.params.yaw_bins
+        all_yaws = yaw_bins(k)
+        if yaw_hint is None:
+            key = (k, None)
+            yaws = all_yaws
+        else:
+            centre = int(np.round(yaw_hint / (2 * np.pi / k))) % k
+            half = int(np.ceil(np.radians(self.params.yaw_prior_deg) / (2 * np.pi / k)))
+            key = (k, centre, half)
+            yaws = all_yaws[(centre + np.arange(-half, half + 1)) % k]
+        if key not in self._rotators:
+            if len(self._rotators) > 64:
+                self._rotators.clear()
+            self._rotators[key] = TemplateRotator(self.cfg, k, yaws)
+        return self._rotators[key]
+
+    def localize(
+        self,
+        rgb: np.ndarray,
+        K: np.ndarray,
+        roll_pitch: tuple[float, float],
+        T_base_cam: np.ndarray,
+        prior_xy_m: np.ndarray,
+        prior_sigma_m: float,
+        yaw_prior_rad: float | None = None,
+        height_above_ground_m: float | None = None,
+    ) -> MapFix:
+        """A fix for one frame; raises InputRejected (no fix) for unusable inputs."""
+        import torch  # noqa: PLC0415
+
+        prior = np.asarray(prior_xy_m, dtype=float)
+        if prior.shape != (2,) or not np.all(np.isfinite(prior)):
+            raise InputRejected(f"prior position {prior.tolist()} is not finite", reason="prior")
+        if not np.isfinite(prior_sigma_m) or prior_sigma_m <= 0:
+            raise InputRejected(f"prior sigma {prior_sigma_m} m is not positive", reason="prior")
+        if not self.store.contains(prior):
+            raise InputRejected(f"prior {prior.round(1).tolist()} m is outside the map",
+                                reason="outside_map")  # fmt: skip
+        t = {"start": time.perf_counter()}
+        cfg = self.cfg
+        fr = prepare_frame(rgb, K, cfg, roll_pitch, T_base_cam, height_above_ground_m)
+        dev = self.device
+        with torch.inference_mode():
+            img = torch.from_numpy(fr.image)[None].to(dev)
+            feat = self.net.image_encoder(img)
+            t["encoder"] = time.perf_counter()
+            src = feat
+            if self.net.lifter is not None:
+                src = self.net.lifter(feat, torch.from_numpy(fr.elevation)[None].to(dev))
+            grid = torch.from_numpy(fr.grid)[None].to(dev)
+            bev = torch.nn.functional.grid_sample(src, grid, align_corners=False)
+            f_bev, conf = self.net.bev_head(bev, torch.from_numpy(fr.valid)[None, None].to(dev))
+            t["lifting"] = time.perf_counter()
+            rot = self._rotator(yaw_prior_rad)
+            p = round(self.params.window_m / cfg.res_m)
+            h = cfg.template_size // 2
+            rc = self.store.grid.cell_of(prior)
+            row0, col0 = (np.round(rc).astype(int) - p // 2 - h).tolist()
+            win = self.store.window(row0, col0, p + 2 * h)
+            t["map_read"] = time.perf_counter()
+            fmap = torch.from_numpy(win)[None].to(dev)
+            scores = correlate(fmap, rot(f_bev, conf))
+            log_prior = None
+            if self.params.use_prior:
+                rr = np.arange(p) + row0 + h - rc[0]
+                cc = np.arange(p) + col0 + h - rc[1]
+                d2 = (rr[:, None] ** 2 + cc[None, :] ** 2) * cfg.res_m**2
+                log_prior = torch.from_numpy(-0.5 * d2 / prior_sigma_m**2).float()[None].to(dev)
+            lv = log_volume(scores, self.net.log_scale, log_prior)[0].cpu().numpy()
+        m = refine(lv, rot.yaws_rad, h, cfg.res_m)
+        t["matching"] = time.perf_counter()
+        xy = self.store.grid.xy_of(m.row + row0, m.col + col0)
+        fix = MapFix(xy, m.yaw_rad, self._covariance(m), m.multimodal, m.second_peak_ratio)
+        names = ["encoder", "lifting", "map_read", "matching"]
+        prev = t["start"]
+        for n in names:
+            fix.timing_ms[n] = 1e3 * (t[n] - prev)
+            prev = t[n]
+        fix.timing_ms["total"] = 1e3 * (prev - t["start"])
+        return fix
+
+    def _covariance(self, m) -> np.ndarray:
+        cal = self.bundle.calibration
+        cov = np.zeros((3, 3))
+        cov[:2, :2] = m.cov_xy_m2 * cal.scale_xy + np.eye(2) * cal.floor_xy_m**2
+        cov[2, 2] = m.var_yaw_rad2 * cal.scale_yaw + np.radians(cal.floor_yaw_deg) ** 2
+        return cov

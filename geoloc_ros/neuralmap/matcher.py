@@ -1,0 +1,170 @@
+"""Exhaustive (x, y, yaw) matching of a BEV template against a neural-map window.
+
+The BEV is rotated into K north-up templates (one per yaw bin), each correlated with
+the map window by FFT; scores over all positions and yaws form one log-softmax volume.
+Volume index (k, r, c): yaw bin k (yaw = 2 pi k / K, ENU, counter-clockwise from
+east), base_link on map-window cell (r + h, c + h) with h = T // 2 the template's
+half size. Map windows are north-up: row 0 is the north edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from geoloc_ros.neuralmap.config import NeuralMapConfig
+from geoloc_ros.neuralmap.geometry import template_grids
+
+
+def yaw_bins(k: int) -> np.ndarray:
+    return 2 * np.pi * np.arange(k) / k
+
+
+class TemplateRotator:
+    """Caches the per-yaw sampling grids of one config and bin count."""
+
+    def __init__(self, cfg: NeuralMapConfig, k: int, yaws_rad: np.ndarray | None = None) -> None:
+        self.cfg = cfg
+        self.yaws_rad = yaw_bins(k) if yaws_rad is None else np.asarray(yaws_rad, dtype=float)
+        self._grid = torch.from_numpy(template_grids(cfg, self.yaws_rad))
+        self._grids: dict[torch.device, torch.Tensor] = {}
+
+    def grid(self, device: torch.device) -> torch.Tensor:
+        if device not in self._grids:
+            self._grids[device] = self._grid.to(device)
+        return self._grids[device]
+
+    def __call__(self, feat: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
+        """(B, M, nx, ny), (B, 1, nx, ny) -> templates (B, K, M, T, T), feature x confidence,
+        normalised so a perfect match scores 1."""
+        b, m, nx, ny = feat.shape
+        k = len(self.yaws_rad)
+        x = (feat * conf).unsqueeze(1).expand(b, k, m, nx, ny).reshape(b * k, m, nx, ny)
+        g = self.grid(feat.device).unsqueeze(0).expand(b, -1, -1, -1, -1).flatten(0, 1)
+        t = F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        t = t.view(b, k, m, t.shape[-2], t.shape[-1])
+        norm = conf.flatten(1).sum(1).clamp_min(1.0)
+        return t / norm[:, None, None, None, None]
+
+
+def correlate(map_feat: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+    """Valid cross-correlation by FFT: (B, M, H, W) x (B, K, M, T, T) -> (B, K, H-T+1, W-T+1)."""
+    h, w = map_feat.shape[-2:]
+    t = templates.shape[-1]
+    fm = torch.fft.rfft2(map_feat, s=(h, w))  # (B, M, H, W/2+1)
+    ft = torch.fft.rfft2(templates, s=(h, w))  # (B, K, M, H, W/2+1)
+    prod = (fm.unsqueeze(1) * ft.conj()).sum(2)
+    corr = torch.fft.irfft2(prod, s=(h, w))
+    return corr[..., : h - t + 1, : w - t + 1]
+
+
+def log_volume(scores: torch.Tensor, log_scale: torch.Tensor, log_prior=None) -> torch.Tensor:
+    """Scores (B, K, Ho, Wo) -> log-probabilities normalised over the whole volume."""
+    x = scores * log_scale.exp()
+    if log_prior is not None:
+        x = x + log_prior[:, None]
+    return torch.log_softmax(x.flatten(1), 1).view_as(x)
+
+
+@dataclass
+class MatchResult:
+    """A pose in the map window: cells and radians, with covariance in metres and radians."""
+
+    row: float  # base_link's map-window row (fractional)
+    col: float
+    yaw_rad: float
+    cov_xy_m2: np.ndarray  # 2x2, ENU x/y
+    var_yaw_rad2: float
+    peak_prob: float
+    second_peak_ratio: float  # second separated position peak / best, in (0, 1]
+    multimodal: bool
+
+
+def refine(
+    log_vol: np.ndarray,
+    yaws_rad: np.ndarray,
+    half_template: int,
+    res_m: float,
+    local_radius_m: float = 8.0,
+    separation_m: float = 6.0,
+    multimodal_ratio: float = 0.5,
+) -> MatchResult:
+    """Mode of one volume (K, Ho, Wo), refined to sub-cell by a parabola through the log
+    marginals (position: sum over yaw; yaw: inside the local window).
+
+    Position covariance and yaw variance are the volume's moments within
+    `local_radius_m` of the mode (the rest is another hypothesis, reported by the
+    second-peak ratio rather than smeared into one wide Gaussian).
+    """
+    prob = np.exp((log_vol - log_vol.max()).astype(np.float64))
+    k, ho, wo = prob.shape
+    kk, r0, c0 = np.unravel_index(int(np.argmax(prob)), prob.shape)
+    pos = prob.sum(0)
+    pos = pos / pos.sum()
+    rad = max(1, round(local_radius_m / res_m))
+    rs = slice(max(0, r0 - rad), min(ho, r0 + rad + 1))
+    cs = slice(max(0, c0 - rad), min(wo, c0 + rad + 1))
+    lpos = np.log(np.maximum(pos, 1e-300))
+    r_mean = r0 + _parabola_peak(
+        lpos[max(r0 - 1, 0), c0], lpos[r0, c0], lpos[min(r0 + 1, ho - 1), c0]
+    )
+    c_mean = c0 + _parabola_peak(
+        lpos[r0, max(c0 - 1, 0)], lpos[r0, c0], lpos[r0, min(c0 + 1, wo - 1)]
+    )
+    local = pos[rs, cs]
+    rr, cc = np.mgrid[rs, cs]
+    mass = local.sum()
+    dr, dc = rr - r_mean, cc - c_mean
+    # ENU: x grows with columns, y shrinks with rows
+    sxx = (local * dc * dc).sum() / mass
+    syy = (local * dr * dr).sum() / mass
+    sxy = -(local * dc * dr).sum() / mass
+    cov = np.array([[sxx, sxy], [sxy, syy]]) * res_m**2
+    # yaw: circular mean of the yaw marginal inside the local window
+    yaw_marg = prob[:, rs, cs].sum((1, 2))
+    yaw_marg = yaw_marg / yaw_marg.sum()
+    d = np.angle(np.exp(1j * (yaws_rad - yaws_rad[kk])))
+    near = np.abs(d) <= np.pi / 4
+    w = yaw_marg * near
+    w = w / w.sum()
+    var_yaw = float((w * d**2).sum())
+    ly = np.log(np.maximum(yaw_marg, 1e-300))
+    if np.allclose(np.diff(np.angle(np.exp(1j * np.diff(yaws_rad)))), 0.0, atol=1e-9) and k > 2:
+        step = float(np.angle(np.exp(1j * (yaws_rad[1] - yaws_rad[0]))))
+        lo, hi = kk - 1, kk + 1
+        full = abs(step * k - 2 * np.pi) < 1e-6  # the bins wrap around the circle
+        if full or (lo >= 0 and hi < k):
+            dyaw = step * _parabola_peak(ly[lo % k], ly[kk], ly[hi % k])
+        else:
+            dyaw = 0.0
+    else:
+        dyaw = 0.0
+    # second separated peak of the position marginal
+    sep = max(1, round(separation_m / res_m))
+    masked = pos.copy()
+    masked[max(0, r0 - sep) : r0 + sep + 1, max(0, c0 - sep) : c0 + sep + 1] = 0.0
+    t = torch.from_numpy(masked)[None, None]
+    peaks = (F.max_pool2d(t, 2 * sep + 1, 1, sep) == t) & (t > 0)
+    second = float(t[peaks].max()) if bool(peaks.any()) else 0.0
+    ratio = second / max(float(pos[r0, c0]), 1e-30)
+    return MatchResult(
+        row=r_mean + half_template,
+        col=c_mean + half_template,
+        yaw_rad=float(np.angle(np.exp(1j * (yaws_rad[kk] + dyaw)))),
+        cov_xy_m2=cov,
+        var_yaw_rad2=var_yaw,
+        peak_prob=float(np.exp(log_vol.max())),
+        second_peak_ratio=float(min(ratio, 1.0)),
+        multimodal=bool(ratio > multimodal_ratio),
+    )
+
+
+def _parabola_peak(left: float, centre: float, right: float) -> float:
+    """Offset in (-0.5, 0.5) of the vertex of a parabola through three equally spaced values."""
+    den = left - 2 * centre + right
+    if not np.isfinite(den) or den >= -1e-12:
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / den, -0.5, 0.5))

@@ -1,0 +1,265 @@
+"""Neural map localizer: geometry, matcher, map grid, map folders, model cards, ONNX parity.
+
+Accuracy is measured by `geoloc bench neuralmap`, not here; these tests check that
+each piece computes what it claims (poses recovered from maps built to match,
+georeferencing to the millimetre, refusals with reasons).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geoloc_ros.errors import ConfigError, InputRejected
+from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_rpy
+from geoloc_ros.geo.wgs84 import LocalTangentPlane
+from geoloc_ros.neuralmap.bundle import NeuralMapBundle, build_net, load_bundle, state_of
+from geoloc_ros.neuralmap.config import NeuralMapConfig
+from geoloc_ros.neuralmap.data import rpy_from_matrix
+from geoloc_ros.neuralmap.geometry import (
+    CameraGeometry,
+    ortho_grid,
+    roll_pitch_from_gravity,
+    template_grids,
+)
+from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine
+from geoloc_ros.neuralmap.model import NeuralMapNet
+from geoloc_ros.neuralmap.raster import MapRaster, map_crs, resample_to_map
+
+DATUM = (47.3769, 8.5417, 408.0)
+
+
+@pytest.fixture(scope="module")
+def car_bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = NeuralMapConfig.for_platform("car")
+    return NeuralMapBundle(cfg, state_of(NeuralMapNet(cfg))).save(tmp_path_factory.mktemp("m"))
+
+
+@pytest.mark.parametrize("roll,pitch", [(0.0, 0.0), (0.1, -0.2), (-0.3, 0.25)])
+def test_roll_and_pitch_come_back_from_gravity(roll, pitch):
+    R_world_base = matrix_from_xyzw(xyzw_from_rpy(roll, pitch, 1.3))
+    g_base = R_world_base.T @ np.array([0.0, 0.0, -9.81])
+    assert np.allclose(roll_pitch_from_gravity(g_base), (roll, pitch), atol=1e-9)
+    r, p, y = rpy_from_matrix(R_world_base)
+    assert np.allclose((r, p, y), (roll, pitch, 1.3), atol=1e-9)
+    with pytest.raises(InputRejected):
+        roll_pitch_from_gravity(np.array([np.nan, 0.0, -9.8]))
+
+
+def test_template_rotation_puts_the_heading_where_the_yaw_says():
+    cfg = NeuralMapConfig.for_platform("car")
+    nx, ny = cfg.bev_shape
+    bev = torch.zeros(1, 1, nx, ny)
+    ix = int(10.0 / cfg.res_m)  # a cell 10 m ahead, on the centre line
+    iy = int((0.0 - cfg.bev_origin_m[1]) / cfg.res_m)
+    bev[0, 0, ix, iy] = 1.0
+    h = cfg.template_size // 2
+    for yaw_deg, (drow, dcol) in ((0, (0, 10)), (90, (-10, 0)), (180, (0, -10))):
+        rot = TemplateRotator(cfg, 1, np.radians([yaw_deg]))
+        t = rot(bev, torch.ones(1, 1, nx, ny))[0, 0, 0]
+        r, c = np.unravel_index(int(t.argmax()), t.shape)
+        want = (h + drow / cfg.res_m, h + dcol / cfg.res_m)
+        assert abs(r - want[0]) <= 1 and abs(c - want[1]) <= 1, (yaw_deg, r, c, want)
+
+
+def _smooth_map(rng, m: int, size: int) -> np.ndarray:
+    import cv2
+
+    noise = rng.normal(size=(size, size, m)).astype(np.float32)
+    f = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    f = f.reshape(size, size, m).transpose(2, 0, 1)
+    return f / np.linalg.norm(f, axis=0, keepdims=True)
+
+
+@pytest.mark.parametrize("platform", ["car", "drone"])
+def test_matcher_recovers_a_pose_whose_bev_was_cut_from_the_map(platform):
+    """A BEV sampled from the map at a known sub-cell pose is found there, yaw included."""
+    rng = np.random.default_rng(1)
+    cfg = NeuralMapConfig.for_platform(platform)
+    res, h = cfg.res_m, cfg.template_size // 2
+    p = 24
+    size = p + 2 * h
+    fmap = _smooth_map(rng, cfg.match_channels, size)
+    raster = MapRaster(fmap.transpose(1, 2, 0), 0.0, size * res, res)
+    true_rc = np.array([h + 9.3, h + 14.6])
+    true_xy = raster.xy_of(*true_rc)
+    yaw = np.radians(37.0)
+    # BEV cell centres in the world, then bilinear samples of the map there
+    nx, ny = cfg.bev_shape
+    x0, y0 = cfg.bev_origin_m
+    xb, yb = np.meshgrid(x0 + (np.arange(nx) + 0.5) * res, y0 + (np.arange(ny) + 0.5) * res,
+                         indexing="ij")  # fmt: skip
+    wx = true_xy[0] + np.cos(yaw) * xb - np.sin(yaw) * yb
+    wy = true_xy[1] + np.sin(yaw) * xb + np.cos(yaw) * yb
+    rc = raster.cell_of(np.stack([wx, wy], -1))
+    grid = np.stack([(rc[..., 1] + 0.5) / size * 2 - 1, (rc[..., 0] + 0.5) / size * 2 - 1], -1)
+    bev = torch.nn.functional.grid_sample(torch.from_numpy(fmap)[None],
+                                          torch.from_numpy(grid).float()[None],
+                                          align_corners=False)  # fmt: skip
+    rot = TemplateRotator(cfg, 128)
+    scores = correlate(torch.from_numpy(fmap)[None], rot(bev, torch.ones(1, 1, nx, ny)))
+    assert scores.shape == (1, 128, p, p)
+    lv = log_volume(scores, torch.tensor(np.log(200.0)))[0].numpy()
+    m = refine(lv, rot.yaws_rad, h, res)
+    assert np.hypot(m.row - true_rc[0], m.col - true_rc[1]) < 0.35
+    assert abs(np.degrees(m.yaw_rad) - 37.0) < 1.5
+    assert not m.multimodal
+    assert m.cov_xy_m2.shape == (2, 2) and np.all(np.linalg.eigvalsh(m.cov_xy_m2) >= 0)
+
+
+def test_two_equal_peaks_are_flagged_multimodal():
+    lv = np.full((8, 40, 40), -50.0)
+    lv[0, 5, 5] = lv[0, 30, 30] = 0.0
+    m = refine(lv, np.linspace(0, 2 * np.pi, 8, endpoint=False), 10, 1.0)
+    assert m.multimodal and m.second_peak_ratio > 0.9
+
+
+def test_the_map_grid_is_local_enu_to_the_millimetre():
+    from pyproj import Transformer
+
+    ltp = LocalTangentPlane(*DATUM)
+    to_geo = Transformer.from_crs(map_crs(DATUM), "EPSG:4326", always_xy=True)
+    for xy in [(1000.0, 0.0), (-2000.0, 1500.0), (300.0, -2500.0)]:
+        lon, lat = to_geo.transform(*xy)
+        enu = ltp.enu_from_geodetic(lat, lon, DATUM[2])
+        assert np.allclose(enu[:2], xy, atol=1e-3)
+
+
+def _utm_geotiff(path, centre_enu=(12.0, -20.0), half_m=60.0):
+    """An RGB GeoTIFF in UTM 32N, grey with a white 8 m square centred at `centre_enu`."""
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    ltp = LocalTangentPlane(*DATUM)
+    lat, lon, _ = ltp.geodetic_from_enu(np.array([[0.0, 0.0, 0.0]]))
+    e0, n0 = Transformer.from_crs("EPSG:4326", "EPSG:32632", always_xy=True).transform(
+        float(lon[0]), float(lat[0])
+    )
+    gsd = 0.25
+    n = int(2 * half_m / gsd)
+    img = np.full((3, n, n), 90, np.uint8)
+    # UTM grid is rotated from ENU by < 1 deg here: place the square by its ENU corners
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32632", always_xy=True)
+    for dx in np.arange(-4, 4, 0.1):
+        for dy in np.arange(-4, 4, 0.1):
+            la, lo, _ = ltp.geodetic_from_enu(
+                np.array([[centre_enu[0] + dx, centre_enu[1] + dy, 0]])
+            )
+            e, nn = to_utm.transform(float(lo[0]), float(la[0]))
+            c = int((e - (e0 - half_m)) / gsd)
+            r = int(((n0 + half_m) - nn) / gsd)
+            if 0 <= r < n and 0 <= c < n:
+                img[:, r, c] = 255
+    prof = {"driver": "GTiff", "width": n, "height": n, "count": 3, "dtype": "uint8",
+            "crs": "EPSG:32632", "transform": from_origin(e0 - half_m, n0 + half_m, gsd, gsd)}  # fmt: skip
+    with rasterio.open(path, "w", **prof) as f:
+        f.write(img)
+    return path
+
+
+def test_an_orthophoto_lands_on_the_map_grid_where_it_belongs(tmp_path):
+    src = _utm_geotiff(tmp_path / "ortho.tif")
+    r = resample_to_map(src, DATUM, 1.0, (-50.0, -50.0, 50.0, 50.0))
+    assert r.data.shape == (100, 100, 3)
+    bright = r.data[..., 0] > 170
+    rows, cols = np.nonzero(bright)
+    xy = r.xy_of(rows.mean(), cols.mean())
+    assert np.allclose(xy, (12.0, -20.0), atol=0.5)
+    with pytest.raises(ConfigError, match="not found"):
+        resample_to_map(tmp_path / "missing.tif", DATUM, 1.0)
+
+
+def test_map_build_from_a_user_orthophoto_and_windowed_reads(tmp_path, car_bundle):
+    from geoloc_ros.neuralmap.tiles import FEATURES, MapStore, build_map
+
+    src = _utm_geotiff(tmp_path / "ortho.tif")
+    card = build_map(tmp_path / "map", car_bundle, ortho=src, datum=DATUM, progress=False)
+    assert card["res_m"] == 1.0 and card["channels"] == 8 and card["width"] >= 100
+    store = MapStore(tmp_path / "map", load_bundle(car_bundle).weights_sha256)
+    assert store.contains(np.array([0.0, 0.0])) and not store.contains(np.array([500.0, 0.0]))
+    win = store.window(-10, -10, 40)
+    assert win.shape == (8, 40, 40)
+    assert np.all(win[:, :10, :10] == 0)  # outside the map
+    norms = np.linalg.norm(win[:, 20:, 20:], axis=0)
+    assert np.allclose(norms, 1.0, atol=1e-4)  # unit features inside
+    with pytest.raises(ConfigError, match="encoded by model"):
+        MapStore(tmp_path / "map", "0" * 64)
+    with (tmp_path / "map" / FEATURES).open("r+b") as f:
+        f.seek(2000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ConfigError, match="sha256"):
+        MapStore(tmp_path / "map")
+
+
+def test_model_cards_refuse_tampering_and_unknown_keys(tmp_path, car_bundle):
+    b = load_bundle(car_bundle)
+    net = build_net(b)
+    assert isinstance(net, NeuralMapNet)
+    card = json.loads((car_bundle / "neuralmap.json").read_text())
+    card["config"]["wings"] = 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "neuralmap.json").write_text(json.dumps(card))
+    (bad / "neuralmap.safetensors").write_bytes((car_bundle / "neuralmap.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match="unknown neural map config keys"):
+        load_bundle(bad)
+    card["config"].pop("wings")
+    (bad / "neuralmap.json").write_text(json.dumps(card))
+    (bad / "neuralmap.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ConfigError, match="sha256"):
+        load_bundle(bad)
+    with pytest.raises(ConfigError, match="platform"):
+        NeuralMapConfig(platform="boat")
+
+
+def test_ortho_grid_projects_ground_points_to_their_pixels():
+    cfg = NeuralMapConfig.for_platform("drone")
+    K = np.array([[208.5, 0, 159.5], [0, 208.5, 119.5], [0, 0, 1.0]])
+    from geoloc_ros.sim.camera import DRONE_NADIR_MOUNT
+
+    T_bc = DRONE_NADIR_MOUNT.T_base_cam
+    cam = CameraGeometry.create(K, (320, 240), cfg, (0.05, -0.03), T_bc)
+    grid, valid = ortho_grid(cfg, cam, 80.0)
+    assert valid.mean() > 0.9  # a 48 m square fits a 75 deg view from 80 m
+    # a ground point straight below base_link projects near the image centre
+    nx, ny = cfg.bev_shape
+    g = grid[nx // 2, ny // 2]
+    assert np.all(np.abs(g) < 0.1)
+    with pytest.raises(InputRejected, match="height"):
+        ortho_grid(cfg, cam, float("nan"))
+    assert template_grids(cfg, np.zeros(2)).shape[0] == 2
+
+
+def test_onnx_encoders_match_pytorch(tmp_path, car_bundle):
+    pytest.importorskip("onnxruntime")
+    from geoloc_ros.runtime.neuralmap_backends import OrtEncoders, export_onnx
+
+    work = tmp_path / "model"
+    work.mkdir()
+    for f in car_bundle.iterdir():
+        (work / f.name).write_bytes(f.read_bytes())
+    b = load_bundle(work)
+    export_onnx(b)
+    ort = OrtEncoders(load_bundle(work))
+    net = build_net(b)
+    cfg = b.config
+    rng = np.random.default_rng(0)
+    h, w = cfg.input_hw
+    nx, ny = cfg.bev_shape
+    img = rng.integers(0, 255, (2, 3, h, w), dtype=np.uint8)
+    grid = rng.uniform(-1, 1, (2, nx, ny, 2)).astype(np.float32)
+    valid = np.ones((2, nx, ny), np.float32)
+    elev = rng.uniform(-0.5, 0.5, (2, 1, h // 2, w // 2)).astype(np.float32)
+    f_o, c_o = ort.bev(img, grid, valid, elev)
+    with torch.inference_mode():
+        f_t, c_t = net.bev(*map(torch.from_numpy, (img, grid, valid, elev)))
+        raster = rng.integers(0, 255, (1, 3, 96, 120), dtype=np.uint8)
+        m_t = net.map_features(torch.from_numpy(raster)).numpy()
+    assert np.abs(f_o - f_t.numpy()).max() <= 1e-3
+    assert np.abs(c_o - c_t.numpy()).max() <= 1e-3
+    assert np.abs(ort.map_features(raster) - m_t).max() <= 1e-3
