@@ -155,8 +155,9 @@ def _utm_geotiff(path, centre_enu=(12.0, -20.0), half_m=60.0):
             r = int(((n0 + half_m) - nn) / gsd)
             if 0 <= r < n and 0 <= c < n:
                 img[:, r, c] = 255
+    origin = from_origin(e0 - half_m, n0 + half_m, gsd, gsd)
     prof = {"driver": "GTiff", "width": n, "height": n, "count": 3, "dtype": "uint8",
-            "crs": "EPSG:32632", "transform": from_origin(e0 - half_m, n0 + half_m, gsd, gsd)}  # fmt: skip
+            "crs": "EPSG:32632", "transform": origin}  # fmt: skip
     with rasterio.open(path, "w", **prof) as f:
         f.write(img)
     return path

@@ -47,6 +47,7 @@ class TrainConfig:
     val_samples: int = 200
     checkpoint_every: int = 100
     device: str = "cpu"
+    stop_after: int = 0  # end this run after so many steps (0 = never); --resume continues
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.positions < 4:
@@ -54,7 +55,10 @@ class TrainConfig:
 
 
 def _tc_dict(tc: TrainConfig) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(tc).items()}
+    """The config a checkpoint must match to resume (stop_after is per run)."""
+    d = dataclasses.asdict(tc)
+    d.pop("stop_after")
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def make_step_module(cfg: NeuralMapConfig, yaw_bins: int):
@@ -137,7 +141,8 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     bar = tqdm(total=total, initial=step, desc="train neuralmap", unit="step",
                disable=not progress or rank != 0)  # fmt: skip
     losses: list[float] = []
-    while step < total:
+    end = min(total, step + tc.stop_after) if tc.stop_after else total
+    while step < end:
         epoch, first = divmod(step, per_epoch)
         train.epoch = epoch
         g = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
@@ -158,22 +163,22 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-            last = step == total or step % per_epoch == 0
+            last = step >= end or step % per_epoch == 0
             if rank == 0 and (step % tc.checkpoint_every == 0 or last):
                 _save_checkpoint(out / "checkpoint.pt", model, opt, sched, step, tc)
-            if step % per_epoch == 0 or step == total:
+            if step % per_epoch == 0 or step >= end:
                 break
         if rank == 0:
             v = validate(model, val, device)
             loss_epoch = float(np.mean(losses[-per_epoch:]))
             rec.row({"step": step, "epoch": step / per_epoch, "loss": loss_epoch,
-                     "lr": sched.get_last_lr()[0], "scale": float(model.net.log_scale.exp()),
+                     "lr": sched.get_last_lr()[0], "scale": float(model.net.log_scale.detach().exp()),
                      **v, "seconds": time.monotonic() - t_start})  # fmt: skip
             log.info("step %d: val loss %.3f, recall 1 m %.0f%%, 3 m %.0f%%, 3 deg %.0f%%",
                      step, v["val_loss"], 100 * v["val_r1m"], 100 * v["val_r3m"],
                      100 * v["val_r3deg"])  # fmt: skip
     bar.close()
-    if rank != 0:
+    if rank != 0 or step < total:
         return None
     from geoloc_ros.neuralmap.bundle import NeuralMapBundle, state_of  # noqa: PLC0415
 

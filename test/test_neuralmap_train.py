@@ -1,0 +1,86 @@
+"""Training the neural map localizer: two-process DDP (gloo), exact resume, map build from a
+world. Tiny settings: these check the machinery, `geoloc bench neuralmap` measures accuracy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from geoloc_ros.neuralmap.train import TrainConfig, train_neuralmap
+from geoloc_ros.sim.dataset import DatasetConfig, write_dataset
+from geoloc_ros.sim.layout import LayoutConfig
+from geoloc_ros.sim.world import WorldConfig, write_world
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nm")
+    world, _ = write_world(
+        WorldConfig.for_seed(0, layout=LayoutConfig(size_m=200.0)), root / "w", progress=False
+    )
+    cfg = DatasetConfig(platform="car", samples=16, seed=0, fractions=(0.5, 0.25, 0.25),
+                        guard_m=10.0)  # fmt: skip
+    write_dataset(world, cfg, root / "ds", progress=False)
+    return root
+
+
+TINY = dict(platform="car", epochs=2, batch=2, max_train=4, val_samples=2, positions=4,
+            yaw_bins=8, workers=0, threads=1, checkpoint_every=1)  # fmt: skip
+
+
+def test_resumed_training_ends_with_the_same_weights(tiny, tmp_path):
+    tc = TrainConfig(**TINY)
+    whole = train_neuralmap([tiny / "ds"], tmp_path / "a", tc, progress=False)
+    assert whole.training["train_samples"] == 4
+    part = train_neuralmap([tiny / "ds"], tmp_path / "b", TrainConfig(**TINY, stop_after=3),
+                           progress=False)  # fmt: skip
+    assert part is None and (tmp_path / "b" / "checkpoint.pt").is_file()
+    with pytest.raises(Exception, match="already holds"):
+        train_neuralmap([tiny / "ds"], tmp_path / "b", tc, progress=False)
+    resumed = train_neuralmap([tiny / "ds"], tmp_path / "b", tc, resume=True, progress=False)
+    a = load_file(str(tmp_path / "a" / "neuralmap.safetensors"))
+    b = load_file(str(tmp_path / "b" / "neuralmap.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+    log = (tmp_path / "b" / "train_log.csv").read_text().splitlines()
+    assert log[0].startswith("step,epoch,loss") and len(log) >= 3
+    assert resumed.training["processes"] == 1
+
+
+def test_two_process_ddp_with_gloo_trains_one_model(tiny, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "geoloc_ros.cli", "train", "neuralmap", "--data", str(tiny / "ds"),
+           "--out", str(out), "--epochs", "1", "--batch", "1", "--max-train", "4",
+           "--positions", "4", "--yaw-bins", "8", "--workers", "0", "--threads", "1",
+           "--val-samples", "2", "-q"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import json
+
+    card = json.loads((out / "neuralmap.json").read_text())
+    assert card["training"]["processes"] == 2
+    # two processes x one sample per step: 2 steps cover the 4 samples once
+    log = (out / "train_log.csv").read_text().splitlines()
+    assert log[-1].split(",")[0] == "2"
+
+
+def test_map_build_from_a_simulated_world(tiny, tmp_path):
+    from geoloc_ros.cli import main
+
+    model = tmp_path / "m"
+    train_neuralmap([tiny / "ds"], model, TrainConfig(**{**TINY, "epochs": 1}), progress=False)
+    rc = main(["map", "build", "--world", str(tiny / "w"), "--model", str(model),
+               "--out", str(tmp_path / "map"), "-q"])  # fmt: skip
+    assert rc == 0
+    import json
+
+    card = json.loads((tmp_path / "map" / "map.json").read_text())
+    assert card["width"] == card["height"] == 200 and card["res_m"] == 1.0
+    assert main(["map", "build", "--ortho", str(tmp_path / "nope.tif"), "--model", str(model),
+                 "--out", str(tmp_path / "m2")]) == 1  # fmt: skip
