@@ -171,8 +171,9 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
         if rank == 0:
             v = validate(model, val, device)
             loss_epoch = float(np.mean(losses[-per_epoch:]))
+            scale = float(model.net.log_scale.detach().exp())
             rec.row({"step": step, "epoch": step / per_epoch, "loss": loss_epoch,
-                     "lr": sched.get_last_lr()[0], "scale": float(model.net.log_scale.detach().exp()),
+                     "lr": sched.get_last_lr()[0], "scale": scale,
                      **v, "seconds": time.monotonic() - t_start})  # fmt: skip
             log.info("step %d: val loss %.3f, recall 1 m %.0f%%, 3 m %.0f%%, 3 deg %.0f%%",
                      step, v["val_loss"], 100 * v["val_r1m"], 100 * v["val_r3m"],
