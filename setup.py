@@ -43,6 +43,7 @@ setup(
             "gnss_pose_node = geoloc_ros.nodes.gnss_pose_node:main",
             "fusion_node = geoloc_ros.nodes.fusion_node:main",
             "posenet_node = geoloc_ros.nodes.posenet_node:main",
+            "map_localizer_node = geoloc_ros.nodes.map_localizer_node:main",
         ],
     },
 )

@@ -1,0 +1,246 @@
+"""map_localizer_node: camera image + prior + gravity -> planar fix from the neural map.
+
+In:  `image`, `camera_info` (required: an uncalibrated camera gives no fix),
+     `odometry/global` (prior; preferred), `fix` (NavSatFix prior when no odometry),
+     `imu` (gravity, for roll and pitch). Sensor-data QoS for sensors.
+Out: `map_localizer/fix` (PoseWithCovarianceStamped, base_link in `map`: x, y, yaw with
+     their covariance; z, roll, pitch carry 1e6 variances and must be left free),
+     /diagnostics (inputs, fixes, multi-modal fixes withheld, frames dropped, latency).
+
+A worker thread takes the newest frame; older ones are dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, Imu, NavSatFix
+
+from geoloc_ros.errors import ConfigError, GeolocError, InputRejected
+from geoloc_ros.health import InputStatus, Level
+from geoloc_ros.io.convert import (
+    camera_frame_from_msgs,
+    gnss_from_msg,
+    imu_from_msg,
+    msg_from_posefix,
+)
+from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
+from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
+from geoloc_ros.nodes.base import (
+    MSG_TYPES,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    Diagnostics,
+    declare_config,
+    run,
+)
+
+NODE_NAME = "map_localizer_node"
+FREE_VARIANCE = 1e6
+
+
+@dataclass(frozen=True)
+class MapLocalizerNodeConfig(MapLocalizerParams):
+    """The localizer's parameters plus the camera mount and prior handling."""
+
+    camera_xyz_m: list[float] = field(default_factory=lambda: [1.2, 0.0, 1.5])  # in base_link
+    camera_pitch_down_deg: float = 3.0  # 0 forward, 90 nadir; optical axis along base x
+    ground_z_m: float = 0.0  # map-frame ground height under a drone (flat-ground assumption)
+    min_prior_sigma_m: float = 2.0
+    max_prior_sigma_m: float = 40.0
+    max_prior_age_s: float = 2.0
+    gravity_time_constant_s: float = 0.5
+    publish_multimodal: bool = False
+    map_frame: str = "map"
+
+    def params(self) -> MapLocalizerParams:
+        return MapLocalizerParams(
+            **{f.name: getattr(self, f.name) for f in fields(MapLocalizerParams)}
+        )
+
+
+class MapLocalizerNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        argv = [*sys.argv, *(node_kwargs.get("cli_args") or [])]
+        self.config = declare_config(self, MapLocalizerNodeConfig, argv)
+        from geoloc_ros.geo.wgs84 import LocalTangentPlane  # noqa: PLC0415
+        from geoloc_ros.sim.camera import CameraMount  # noqa: PLC0415
+
+        if len(self.config.camera_xyz_m) != 3:
+            raise ConfigError(f"camera_xyz_m must have 3 values, got {self.config.camera_xyz_m}")
+        self.T_base_cam = CameraMount(tuple(self.config.camera_xyz_m),
+                                      self.config.camera_pitch_down_deg).T_base_cam  # fmt: skip
+        self.localizer = MapLocalizer(self.config.params())
+        self.ltp = LocalTangentPlane(*self.localizer.store.datum)
+        self.counts = {"published": 0, "multimodal": 0, "dropped": 0, "failed": 0}
+        self.last_latency_ms = float("nan")
+        self._g_base = None
+        self._g_t = None
+        self._prior = None  # (t_s, xy, z, sigma_m, yaw or None)
+        self._prior_from_odom_t = -np.inf
+        inputs = ["image", "camera_info", "odometry/global", "fix", "imu"]
+        self.diag = Diagnostics(self, inputs, extra=self._status)
+        self._pub = self.create_publisher(PoseWithCovarianceStamped, "map_localizer/fix",
+                                          RELIABLE_QOS)  # fmt: skip
+        self._info = None
+        self._slot = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="map_localizer", daemon=True)
+        self._worker.start()
+        self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS)
+        self.create_subscription(Image, "image", self._on_image, SENSOR_QOS)
+        self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS)
+        self.create_subscription(Odometry, "odometry/global", self._on_odom, RELIABLE_QOS)
+        self.create_subscription(NavSatFix, "fix", self._on_fix, SENSOR_QOS)
+        self.get_logger().info(
+            f"map localizer ({self.localizer.cfg.platform}) on map {self.config.map}, "
+            f"{self.config.yaw_bins} yaw bins, {self.config.window_m:g} m window"
+        )
+
+    # --- inputs -------------------------------------------------------------------------
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._info = msg
+        self.diag.accept("camera_info")
+
+    def _on_imu(self, msg: Imu) -> None:
+        try:
+            s = imu_from_msg(msg)
+        except InputRejected as exc:
+            self.diag.reject("imu", exc.reason, str(exc))
+            return
+        g = -np.asarray(s.accel_mps2, float)  # an accelerometer at rest reads +g up
+        if self._g_base is None or s.t_s <= self._g_t:
+            self._g_base = g
+        else:
+            a = min(1.0, (s.t_s - self._g_t) / self.config.gravity_time_constant_s)
+            self._g_base = (1 - a) * self._g_base + a * g
+        self._g_t = s.t_s
+        self.diag.accept("imu")
+
+    def _on_odom(self, msg: Odometry) -> None:
+        p = msg.pose.pose.position
+        cov = np.asarray(msg.pose.covariance, float).reshape(6, 6)
+        xy = np.array([p.x, p.y], float)
+        if not np.all(np.isfinite(xy)) or not np.all(np.isfinite(cov)):
+            self.diag.reject("odometry/global", "nan", "odometry with NaN position or covariance")
+            return
+        q = msg.pose.pose.orientation
+        yaw = float(np.arctan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z)))
+        yaw_ok = 0 < cov[5, 5] < np.radians(self.config.yaw_prior_deg) ** 2
+        sigma = float(np.sqrt(max(cov[0, 0], cov[1, 1], 0.0)))
+        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        self._prior = (t, xy, float(p.z), sigma, yaw if yaw_ok else None)
+        self._prior_from_odom_t = t
+        self.diag.accept("odometry/global")
+
+    def _on_fix(self, msg: NavSatFix) -> None:
+        try:
+            f = gnss_from_msg(msg)
+        except InputRejected as exc:
+            self.diag.reject("fix", exc.reason, str(exc))
+            return
+        self.diag.accept("fix")
+        if f.t_s - self._prior_from_odom_t < self.config.max_prior_age_s or f.cov_enu_3x3 is None:
+            return  # odometry is the better prior while it flows
+        if f.status.value < 0 or not np.all(np.isfinite([f.lat_deg, f.lon_deg, f.alt_m])):
+            return  # NO_FIX
+        enu = self.ltp.enu_from_geodetic(f.lat_deg, f.lon_deg, f.alt_m)
+        sigma = float(np.sqrt(max(f.cov_enu_3x3[0, 0], f.cov_enu_3x3[1, 1])))
+        self._prior = (f.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma, None)
+
+    def _on_image(self, msg: Image) -> None:
+        with self._cv:
+            if self._slot is not None:
+                self.counts["dropped"] += 1
+            self._slot = (msg, self._info, self._g_base, self._prior)
+            self._cv.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._slot is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                args = self._slot
+                self._slot = None
+            self.process(*args)
+
+    # --- one frame ----------------------------------------------------------------------
+    def process(self, msg: Image, info, g_base, prior) -> None:
+        """Localize one frame and publish; every problem is a counted reason, never a crash."""
+        cfg = self.config
+        try:
+            if info is None:
+                raise InputRejected("no camera_info yet: the camera is uncalibrated", "camera_info")
+            if g_base is None:
+                raise InputRejected("no IMU yet: gravity (roll, pitch) unavailable", "gravity")
+            if prior is None:
+                raise InputRejected("no prior yet (odometry/global or fix)", "prior")
+            frame = camera_frame_from_msgs(msg, info, want="rgb8")
+            t_prior, xy, z, sigma, yaw = prior
+            if abs(frame.t_s - t_prior) > cfg.max_prior_age_s:
+                raise InputRejected(f"prior is {frame.t_s - t_prior:.1f} s from the image", "prior")
+            sigma = float(np.clip(sigma, cfg.min_prior_sigma_m, cfg.max_prior_sigma_m))
+            height = z + self.T_base_cam[2, 3] - cfg.ground_z_m
+            t0 = time.perf_counter()
+            fix = self.localizer.localize(frame.image, frame.K_3x3, roll_pitch_from_gravity(g_base),
+                                          self.T_base_cam, xy, sigma, yaw, height)  # fmt: skip
+            self.last_latency_ms = (time.perf_counter() - t0) * 1e3
+        except InputRejected as exc:
+            self.diag.reject("image", exc.reason, str(exc))
+            return
+        except (GeolocError, ValueError, RuntimeError) as exc:
+            self.counts["failed"] += 1
+            self.diag.reject("image", "inference", str(exc))
+            return
+        self.diag.accept("image")
+        if fix.multimodal and not cfg.publish_multimodal:
+            self.counts["multimodal"] += 1
+            return
+        self._pub.publish(msg_from_posefix(self._posefix(frame.t_s, fix, z), MSG_TYPES))
+        self.counts["published"] += 1
+
+    def _posefix(self, t_s: float, fix, z: float):
+        from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415
+        from geoloc_ros.types import PoseFix  # noqa: PLC0415
+
+        cov = np.diag([0, 0, FREE_VARIANCE, FREE_VARIANCE, FREE_VARIANCE, 0.0])
+        cov[:2, :2] = fix.cov_xyyaw[:2, :2]
+        cov[5, 5] = fix.cov_xyyaw[2, 2]
+        p = np.array([fix.xy_m[0], fix.xy_m[1], z])
+        q = xyzw_from_rpy(0.0, 0.0, fix.yaw_rad)
+        return PoseFix(t_s, p, q, cov, self.config.map_frame, "base_link", 3, "map_localizer")
+
+    def _status(self, now_s: float) -> list[InputStatus]:
+        c = self.counts
+        level = Level.OK if c["published"] else Level.WARN
+        values = {k: str(v) for k, v in c.items()}
+        values["last_latency_ms"] = f"{self.last_latency_ms:.1f}"
+        msg = "localizing" if c["published"] else "no fix yet"
+        return [InputStatus("map_localizer", level, msg, values)]
+
+    def destroy_node(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._worker.join(timeout=5.0)
+        self.localizer.store.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(MapLocalizerNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
