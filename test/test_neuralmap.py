@@ -264,3 +264,14 @@ def test_onnx_encoders_match_pytorch(tmp_path, car_bundle):
     assert np.abs(f_o - f_t.numpy()).max() <= 1e-3
     assert np.abs(c_o - c_t.numpy()).max() <= 1e-3
     assert np.abs(ort.map_features(raster) - m_t).max() <= 1e-3
+
+
+def test_the_shipped_drone_model_loads_checked_and_small():
+    from geoloc_ros.neuralmap.localizer import shipped_model_dir
+
+    d = shipped_model_dir("drone")
+    b = load_bundle(d)  # verifies the sha256 in the card
+    assert b.config.platform == "drone"
+    assert (d / "neuralmap.safetensors").stat().st_size < 30e6
+    assert b.calibration.scale_xy > 0 and "command" in b.training
+    build_net(b)
