@@ -87,7 +87,7 @@ def test_uncertain_fixes_are_withheld(context, model_dir):
 def test_busy_node_drops_frames_instead_of_queueing(context, model_dir):
     node = _node(context, model_dir)
     msg = msg_from_image(pattern(0, 0, 0), 5.0, "cam", MSG_TYPES)
-    with node._cv:  # hold the worker: frames arriving now overwrite the slot
+    with node._worker._cv:  # hold the worker: frames arriving now overwrite the slot
         for _ in range(5):
             node._on_image(msg)
     assert node.counts["dropped"] == 4

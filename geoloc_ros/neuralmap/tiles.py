@@ -17,6 +17,7 @@ import numpy as np
 
 from geoloc_ros.checksum import sha256_of, verify_sha256
 from geoloc_ros.errors import ConfigError, InputRejected
+from geoloc_ros.modelcard import read_card
 from geoloc_ros.neuralmap.raster import MapRaster, map_crs, resample_to_map
 
 MAP_CARD = "map.json"
@@ -120,15 +121,8 @@ class MapStore:
         import rasterio  # noqa: PLC0415
 
         d = Path(directory)
-        card_path = d / MAP_CARD
-        if not card_path.is_file():
-            raise ConfigError(f"{card_path} not found: build the map with `geoloc map build`")
-        try:
-            card = json.loads(card_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{card_path} is not valid JSON: {exc}") from None
-        if card.get("kind") != "neuralmap-tiles" or card.get("format") != FORMAT:
-            raise ConfigError(f"{card_path} is not a format-{FORMAT} neural map")
+        card = read_card(d / MAP_CARD, "neuralmap-tiles", FORMAT, "neural map",
+                         hint="build the map with `geoloc map build`")  # fmt: skip
         if model_sha256 and card["model_sha256"] != model_sha256:
             raise ConfigError(
                 f"the map {d} was encoded by model {card['model_sha256'][:12]}, not the one "

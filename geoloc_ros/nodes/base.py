@@ -6,6 +6,7 @@ Each helper is handed the node (as tf2_ros's listener is) instead of being a bas
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -144,6 +145,46 @@ class Diagnostics:
                 )
             )
         self._pub.publish(msg)
+
+
+class LatestFrameWorker:
+    """One worker thread fed through a one-item slot: a new item replaces an unprocessed one.
+
+    Camera nodes use it so a slow network drops stale frames instead of queueing
+    latency. `process(*item)` runs on the worker thread.
+    """
+
+    def __init__(self, process: Callable[..., None], name: str) -> None:
+        self._process = process
+        self._slot: tuple | None = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def offer(self, *item: Any) -> bool:
+        """Queue `item` for the worker; True when it replaced one never processed (a drop)."""
+        with self._cv:
+            dropped = self._slot is not None
+            self._slot = item
+            self._cv.notify()
+        return dropped
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._slot is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                item, self._slot = self._slot, None
+            self._process(*item)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout=timeout_s)
 
 
 class TfPublisher:

@@ -13,7 +13,6 @@ A worker thread takes the newest frame; older ones are dropped (and counted).
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, field, fields
 
@@ -38,6 +37,7 @@ from geoloc_ros.nodes.base import (
     RELIABLE_QOS,
     SENSOR_QOS,
     Diagnostics,
+    LatestFrameWorker,
     declare_config,
     run,
 )
@@ -91,11 +91,7 @@ class MapLocalizerNode(Node):
         self._pub = self.create_publisher(PoseWithCovarianceStamped, "map_localizer/fix",
                                           RELIABLE_QOS)  # fmt: skip
         self._info = None
-        self._slot = None
-        self._cv = threading.Condition()
-        self._stop = False
-        self._worker = threading.Thread(target=self._work, name="map_localizer", daemon=True)
-        self._worker.start()
+        self._worker = LatestFrameWorker(self.process, "map_localizer")
         self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS)
         self.create_subscription(Image, "image", self._on_image, SENSOR_QOS)
         self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS)
@@ -158,22 +154,8 @@ class MapLocalizerNode(Node):
         self._prior = (f.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma, None)
 
     def _on_image(self, msg: Image) -> None:
-        with self._cv:
-            if self._slot is not None:
-                self.counts["dropped"] += 1
-            self._slot = (msg, self._info, self._g_base, self._prior)
-            self._cv.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._cv:
-                while self._slot is None and not self._stop:
-                    self._cv.wait()
-                if self._stop:
-                    return
-                args = self._slot
-                self._slot = None
-            self.process(*args)
+        if self._worker.offer(msg, self._info, self._g_base, self._prior):
+            self.counts["dropped"] += 1
 
     # --- one frame ----------------------------------------------------------------------
     def process(self, msg: Image, info, g_base, prior) -> None:
@@ -230,10 +212,7 @@ class MapLocalizerNode(Node):
         return [InputStatus("map_localizer", level, msg, values)]
 
     def destroy_node(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify()
-        self._worker.join(timeout=5.0)
+        self._worker.stop()
         self.localizer.store.close()
         super().destroy_node()
 

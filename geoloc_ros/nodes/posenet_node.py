@@ -12,7 +12,6 @@ older frames are dropped (and counted) instead of queueing up latency.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, field, fields
 
@@ -28,6 +27,7 @@ from geoloc_ros.nodes.base import (
     RELIABLE_QOS,
     SENSOR_QOS,
     Diagnostics,
+    LatestFrameWorker,
     declare_config,
     run,
 )
@@ -64,11 +64,7 @@ class PoseNetNode(Node):
         self.diag = Diagnostics(self, ["image", "camera_info"], extra=self._status)
         self._pub = self.create_publisher(PoseWithCovarianceStamped, "posenet/fix", RELIABLE_QOS)
         self._info = None
-        self._slot = None
-        self._cv = threading.Condition()
-        self._stop = False
-        self._worker = threading.Thread(target=self._work, name="posenet", daemon=True)
-        self._worker.start()
+        self._worker = LatestFrameWorker(self.process, "posenet")
         self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS)
         self.create_subscription(Image, "image", self._on_image, SENSOR_QOS)
         m = self.localizer.bundle
@@ -82,22 +78,8 @@ class PoseNetNode(Node):
         self.diag.accept("camera_info")
 
     def _on_image(self, msg: Image) -> None:
-        with self._cv:
-            if self._slot is not None:
-                self.counts["dropped"] += 1
-            self._slot = (msg, self._info)
-            self._cv.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._cv:
-                while self._slot is None and not self._stop:
-                    self._cv.wait()
-                if self._stop:
-                    return
-                msg, info = self._slot
-                self._slot = None
-            self.process(msg, info)
+        if self._worker.offer(msg, self._info):
+            self.counts["dropped"] += 1
 
     def process(self, msg: Image, info: CameraInfo | None) -> None:
         """One frame: decode, localize, publish or withhold; never raises on data."""
@@ -132,10 +114,7 @@ class PoseNetNode(Node):
         return [InputStatus("posenet", level, message, values)]
 
     def destroy_node(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify()
-        self._worker.join(timeout=5.0)
+        self._worker.stop()
         super().destroy_node()
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from geoloc_ros.checksum import sha256_of, verify_sha256
 from geoloc_ros.errors import ConfigError
+from geoloc_ros.modelcard import load_checked_safetensors, read_card
 from geoloc_ros.posenet.mc import Calibration
 from geoloc_ros.posenet.model import PoseNetConfig
 
@@ -110,27 +111,10 @@ class PoseNetBundle:
 
 def load_bundle(directory: str | Path) -> PoseNetBundle:
     """Read and verify a model folder (card, hashes, tensor names and shapes)."""
-    from safetensors import SafetensorError  # noqa: PLC0415
-    from safetensors.numpy import load_file  # noqa: PLC0415
-
     d = Path(directory)
-    card_path = d / CARD
-    if not card_path.is_file():
-        raise ConfigError(f"{card_path} not found: not a PoseNet model folder")
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{card_path} is not valid JSON: {exc}") from None
-    if card.get("kind") != "posenet" or card.get("format") != FORMAT:
-        raise ConfigError(f"{card_path} is not a format-{FORMAT} PoseNet card")
+    card = read_card(d / CARD, "posenet", FORMAT, "PoseNet model")
     files = card.get("files", {})
-    if WEIGHTS not in files:
-        raise ConfigError(f"{card_path} names no {WEIGHTS}")
-    verify_sha256(d / WEIGHTS, files[WEIGHTS])
-    try:
-        state = load_file(str(d / WEIGHTS))
-    except (SafetensorError, OSError) as exc:
-        raise ConfigError(f"cannot read {d / WEIGHTS}: {exc}") from None
+    state = load_checked_safetensors(d, card, WEIGHTS)
     return PoseNetBundle(
         config=PoseNetConfig.from_dict(card["config"]),
         area=card.get("area", {}),
