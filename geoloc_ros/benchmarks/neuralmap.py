@@ -86,7 +86,7 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
         all_runs.append(runs)
         result["datasets"][str(ds)] = {"map": str(mdir), "seconds": time.monotonic() - t0,
                                        "raw": runs}  # fmt: skip
-        lat = _latency(loc, params, samples[:latency_frames], seed, progress)
+        lat = _latency(params, samples[:latency_frames], seed)
         result["datasets"][str(ds)]["latency"] = lat
     if calibrate:
         merged = _merge(all_runs)
@@ -117,18 +117,14 @@ def _merge(runs):
                 [t for r in runs for t in r.timing_ms], sum(r.rejected for r in runs))  # fmt: skip
 
 
-def _latency(loc: MapLocalizer, params: MapLocalizerParams, samples, seed: int,
-             progress: bool) -> dict:  # fmt: skip
+def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:
     """Node setting (64 bins, 64 m window): no yaw prior, then a +-15 deg yaw prior."""
+    loc = MapLocalizer(replace(params, yaw_bins=64, window_m=64.0))
     out = {}
     for name, yaw_sigma in (("no_yaw_prior", None), ("yaw_prior_15deg", 3.0)):
-        loc.params = replace(params, yaw_bins=64, window_m=64.0)
-        loc._rotators.clear()
         runs = run_samples(loc, samples, 5.0, seed, yaw_sigma, progress=False)
         t = runs.timing_ms[1:] or runs.timing_ms  # the first frame builds caches
         out[name] = {k: float(np.median([x[k] for x in t])) for k in t[0]}
         out[name]["p95_total"] = float(np.percentile([x["total"] for x in t], 95))
         out[name]["frames"] = len(t)
-    loc.params = params
-    loc._rotators.clear()
     return out

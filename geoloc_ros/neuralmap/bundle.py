@@ -35,6 +35,13 @@ class Calibration:
     floor_xy_m: float = 0.25
     floor_yaw_deg: float = 0.5
 
+    def apply(self, cov_raw: np.ndarray) -> np.ndarray:
+        """Calibrated copy of (..., 3, 3) raw (x, y, yaw) covariances."""
+        c = np.array(cov_raw, dtype=float)
+        c[..., :2, :2] = c[..., :2, :2] * self.scale_xy + np.eye(2) * self.floor_xy_m**2
+        c[..., 2, 2] = c[..., 2, 2] * self.scale_yaw + np.radians(self.floor_yaw_deg) ** 2
+        return c
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 

@@ -53,7 +53,10 @@ def world_dir(dataset: Path, meta: dict) -> Path:
 class SimData:
     """The samples of one split over several datasets (each may be another world)."""
 
-    def __init__(self, datasets: list[str | Path], split: str, cfg: NeuralMapConfig) -> None:
+    def __init__(self, datasets: list[str | Path], split: str, cfg: NeuralMapConfig,
+                 worlds: dict | None = None) -> None:  # fmt: skip
+        """`worlds` (layout sha256 -> (map raster, terrain)) is shared between splits so each
+        world is loaded and resampled once."""
         from geoloc_ros.sim.dataset import read_split  # noqa: PLC0415
         from geoloc_ros.sim.world import World  # noqa: PLC0415
 
@@ -61,6 +64,7 @@ class SimData:
         self.worlds: list[MapRaster] = []
         self.samples: list[Sample] = []
         keys: dict[str, int] = {}
+        worlds = {} if worlds is None else worlds
         for ds in map(Path, datasets):
             meta_path = ds / "dataset.json"
             if not meta_path.is_file():
@@ -72,15 +76,17 @@ class SimData:
                 )
             wdir = world_dir(ds, meta)
             key = meta["world"]["layout_sha256"]
-            if key not in keys:
+            if key not in worlds:
                 world = World.load(wdir)
                 h = world.half_m
                 raster = resample_to_map(
                     wdir / "ortho.tif", world.cfg.datum, cfg.res_m, (-h, -h, h, h)
                 )
+                worlds[key] = (raster, world.terrain)
+            raster, terrain = worlds[key]
+            if key not in keys:
                 keys[key] = len(self.worlds)
                 self.worlds.append(raster)
-                terrain = world.terrain
             T_base_cam = np.array(meta["T_base_cam"])
             for rec in read_split(ds, split):
                 T = np.array(rec["T_world_cam"])

@@ -37,40 +37,28 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
 
     from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
 
-    cal = localizer.bundle.calibration
-    localizer.bundle.calibration = Calibration(1.0, 1.0, 0.0, 0.0)  # raw moments
     rng = np.random.default_rng(seed)
     exy, eyaw, covs, mm, timing = [], [], [], [], []
     rejected = 0
-    try:
-        for s in tqdm(samples, desc="localize", unit="frame", disable=not progress):
-            prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
-            yaw_prior = None
-            if yaw_prior_sigma_deg:
-                yaw_prior = s.roll_pitch_yaw[2] + np.radians(rng.normal(0, yaw_prior_sigma_deg))
-            try:
-                f = localizer.localize(load_rgb(s.image_path), s.K, s.roll_pitch_yaw[:2],
-                                       s.T_base_cam, prior, prior_sigma_m, yaw_prior,
-                                       s.height_above_ground_m)  # fmt: skip
-            except InputRejected:
-                rejected += 1
-                continue
-            exy.append(f.xy_m - s.xy_m)
-            eyaw.append(np.angle(np.exp(1j * (f.yaw_rad - s.roll_pitch_yaw[2]))))
-            covs.append(f.cov_xyyaw)
-            mm.append(f.multimodal)
-            timing.append(f.timing_ms)
-    finally:
-        localizer.bundle.calibration = cal
+    for s in tqdm(samples, desc="localize", unit="frame", disable=not progress):
+        prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
+        yaw_prior = None
+        if yaw_prior_sigma_deg:
+            yaw_prior = s.roll_pitch_yaw[2] + np.radians(rng.normal(0, yaw_prior_sigma_deg))
+        try:
+            f = localizer.localize(load_rgb(s.image_path), s.K, s.roll_pitch_yaw[:2],
+                                   s.T_base_cam, prior, prior_sigma_m, yaw_prior,
+                                   s.height_above_ground_m)  # fmt: skip
+        except InputRejected:
+            rejected += 1
+            continue
+        exy.append(f.xy_m - s.xy_m)
+        eyaw.append(np.angle(np.exp(1j * (f.yaw_rad - s.roll_pitch_yaw[2]))))
+        covs.append(f.cov_raw_xyyaw)
+        mm.append(f.multimodal)
+        timing.append(f.timing_ms)
     return Runs(np.array(exy).reshape(-1, 2), np.array(eyaw), np.array(covs).reshape(-1, 3, 3),
                 np.array(mm, bool), timing, rejected)  # fmt: skip
-
-
-def calibrated(cov_raw: np.ndarray, cal: Calibration) -> np.ndarray:
-    c = cov_raw.copy()
-    c[:, :2, :2] = c[:, :2, :2] * cal.scale_xy + np.eye(2) * cal.floor_xy_m**2
-    c[:, 2, 2] = c[:, 2, 2] * cal.scale_yaw + np.radians(cal.floor_yaw_deg) ** 2
-    return c
 
 
 def mahalanobis2_xy(err_xy: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -82,11 +70,11 @@ def fit_calibration(runs: Runs, floors: Calibration | None = None) -> Calibratio
     base = floors or Calibration()
 
     def coverage_xy(scale: float) -> float:
-        c = calibrated(runs.cov_raw, Calibration(scale, 1.0, base.floor_xy_m, base.floor_yaw_deg))
+        c = Calibration(scale, 1.0, base.floor_xy_m, base.floor_yaw_deg).apply(runs.cov_raw)
         return float((mahalanobis2_xy(runs.err_xy_m, c) <= CHI2_95_2DOF).mean())
 
     def coverage_yaw(scale: float) -> float:
-        c = calibrated(runs.cov_raw, Calibration(1.0, scale, base.floor_xy_m, base.floor_yaw_deg))
+        c = Calibration(1.0, scale, base.floor_xy_m, base.floor_yaw_deg).apply(runs.cov_raw)
         return float((runs.err_yaw_rad**2 / c[:, 2, 2] <= CHI2_95_1DOF).mean())
 
     return Calibration(_bisect(coverage_xy), _bisect(coverage_yaw), base.floor_xy_m,
@@ -109,7 +97,7 @@ def summary(runs: Runs, cal: Calibration) -> dict:
     d = np.linalg.norm(runs.err_xy_m, axis=1)
     y = np.degrees(np.abs(runs.err_yaw_rad))
     n = len(d)
-    cov = calibrated(runs.cov_raw, cal)
+    cov = cal.apply(runs.cov_raw)
     inside = mahalanobis2_xy(runs.err_xy_m, cov) <= CHI2_95_2DOF if n else np.zeros(0, bool)
     uni = ~runs.multimodal
     out = {

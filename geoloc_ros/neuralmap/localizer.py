@@ -50,6 +50,7 @@ class MapFix:
     xy_m: np.ndarray
     yaw_rad: float
     cov_xyyaw: np.ndarray  # 3x3 (m, m, rad), calibrated
+    cov_raw_xyyaw: np.ndarray  # the volume's moments before calibration (for fitting it)
     multimodal: bool
     second_peak_ratio: float
     timing_ms: dict = field(default_factory=dict)
@@ -151,7 +152,11 @@ class MapLocalizer:
         m = refine(lv, rot.yaws_rad, h, cfg.res_m)
         t["matching"] = time.perf_counter()
         xy = self.store.grid.xy_of(m.row + row0, m.col + col0)
-        fix = MapFix(xy, m.yaw_rad, self._covariance(m), m.multimodal, m.second_peak_ratio)
+        raw = np.zeros((3, 3))
+        raw[:2, :2] = m.cov_xy_m2
+        raw[2, 2] = m.var_yaw_rad2
+        cov = self.bundle.calibration.apply(raw)
+        fix = MapFix(xy, m.yaw_rad, cov, raw, m.multimodal, m.second_peak_ratio)
         names = ["encoder", "lifting", "map_read", "matching"]
         prev = t["start"]
         for n in names:
@@ -159,10 +164,3 @@ class MapLocalizer:
             prev = t[n]
         fix.timing_ms["total"] = 1e3 * (prev - t["start"])
         return fix
-
-    def _covariance(self, m) -> np.ndarray:
-        cal = self.bundle.calibration
-        cov = np.zeros((3, 3))
-        cov[:2, :2] = m.cov_xy_m2 * cal.scale_xy + np.eye(2) * cal.floor_xy_m**2
-        cov[2, 2] = m.var_yaw_rad2 * cal.scale_yaw + np.radians(cal.floor_yaw_deg) ** 2
-        return cov

@@ -119,8 +119,10 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     torch.manual_seed(tc.seed)
     cfg = NeuralMapConfig.for_platform(tc.platform)
     device = torch.device(tc.device)
-    train = TrainingSet(SimData(datasets, "train", cfg), tc.positions, tc.yaw_bins, tc.seed, True)
-    val_data = SimData(datasets, "val", cfg)
+    worlds: dict = {}  # each world loaded and resampled once for both splits
+    train_data = SimData(datasets, "train", cfg, worlds)
+    train = TrainingSet(train_data, tc.positions, tc.yaw_bins, tc.seed, True)
+    val_data = SimData(datasets, "val", cfg, worlds)
     val_idx = np.random.default_rng(tc.seed).permutation(len(val_data.samples))[: tc.val_samples]
     val_data.samples = [val_data.samples[i] for i in sorted(val_idx)]
     val = TrainingSet(val_data, tc.positions, tc.yaw_bins, tc.seed + 1, False)
