@@ -117,7 +117,7 @@ def test_shipped_configs_load_for_their_nodes():
         assert cfg.publish_tf is False  # one parent for base_link: fusion_node's TF tree
         fusion = load_node_config(FusionConfig, path, "fusion_node")
         assert fusion.use_nhc is fusion.use_wheel_speed is (platform == "car")
-        from geoloc_ros.nodes.map_localizer_node import MapLocalizerNodeConfig
+        from geoloc_ros.neuralmap.inputs import MapLocalizerConfig
 
-        ml = load_node_config(MapLocalizerNodeConfig, path, "map_localizer_node")
+        ml = load_node_config(MapLocalizerConfig, path, "map_localizer_node")
         assert ml.platform == platform and ml.map_frame == "map"

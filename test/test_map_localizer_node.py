@@ -89,7 +89,7 @@ def test_frames_give_planar_fixes_and_bad_situations_are_counted(context, map_di
         assert spin_until(ex, lambda: rejected["gravity"] == 1)
         pub_imu.publish(_imu(10.1))
         pub_odom.publish(_odom(10.1, 500.0, 0.0))  # far off the 120 m map
-        assert spin_until(ex, lambda: node._prior is not None and node._g_base is not None)
+        assert spin_until(ex, lambda: node._prior is not None and node._gravity.g_base is not None)
         pub_img.publish(msg_from_image(img, 10.2, "camera_optical_frame", MSG_TYPES))
         assert spin_until(ex, lambda: rejected["outside_map"] == 1)
         pub_odom.publish(_odom(10.2, 5.0, -3.0))

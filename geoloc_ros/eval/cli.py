@@ -26,11 +26,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from geoloc_ros.posenet.localizer import PoseNetParams  # noqa: PLC0415
 
     posenet = PoseNetParams(model=args.posenet_model, backend=args.posenet_backend)
+    mcfg = map_localizer_config(args) if "map_localizer" in estimators else None
     rep = run_eval(args.bag, args.out, cfg, estimators, args.gnss_outage, args.no_gnss,
-                   progress=not args.quiet, posenet=posenet)  # fmt: skip
+                   progress=not args.quiet, posenet=posenet, map_localizer=mcfg,
+                   prior_sigma_m=args.prior_sigma, seed=args.seed)  # fmt: skip
     print(format_table(rep))
     print(f"report in {args.out}/ (metrics.json, *.tum, trajectories.png, errors.png)")
     return 0
+
+
+def map_localizer_config(args: argparse.Namespace):
+    """The map_localizer_node section of --config (defaults without one), then the flags."""
+    import dataclasses  # noqa: PLC0415
+
+    from geoloc_ros.config import load_node_config, node_section, read_yaml  # noqa: PLC0415
+    from geoloc_ros.neuralmap.inputs import MapLocalizerConfig  # noqa: PLC0415
+
+    cfg = MapLocalizerConfig()
+    if args.config and node_section(read_yaml(args.config), "map_localizer_node", args.config):
+        cfg = load_node_config(MapLocalizerConfig, args.config, "map_localizer_node")
+    changes = {k: v for k, v in (("map", args.map), ("model", args.map_model),
+                                 ("platform", args.platform)) if v}  # fmt: skip
+    return dataclasses.replace(cfg, **changes)
 
 
 def _f(v: Any, fmt: str = ".2f") -> str:
@@ -64,6 +81,14 @@ def format_table(rep: dict[str, Any]) -> str:
                     f"{pn['median_rotation_deg']:.2f} deg; 95% region holds "
                     f"{100 * pn['coverage95_position']:.1f} %; {pn['withheld']} of "
                     f"{pn['images']} withheld")  # fmt: skip
+    ml = rep["estimates"].get("map_localizer", {})
+    if ml.get("recall_position"):
+        rp, ry = ml["recall_position"], ml["recall_yaw"]
+        pos = "/".join(f"{100 * v:.0f}" for v in rp.values())
+        yaw = "/".join(f"{100 * v:.0f}" for v in ry.values())
+        rows.append(f"map_localizer: within 1/3/5 m {pos} %, within 1/3/5 deg {yaw} %; "
+                    f"95% region holds {100 * ml['coverage95_xy']:.1f} %; "
+                    f"{ml['multimodal']} of {ml['fixes']} multi-modal")  # fmt: skip
     if rep["rejections"]:
         rows.append("rejected: " + ", ".join(f"{k} {v}" for k, v in rep["rejections"].items()))
     rf = rep.get("realtime_factor")
@@ -77,7 +102,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("bag", help="rosbag2 (.mcap, directory) with /imu, /fix, ... (DESIGN.md)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--estimators", default="fusion,gnss",
-                   help="comma-separated: fusion, gnss (raw fixes), posenet; "
+                   help="comma-separated: fusion, gnss (raw fixes), posenet, map_localizer; "
                    "default fusion,gnss")  # fmt: skip
     p.add_argument("--gnss-outage", type=_window, metavar="START:DURATION",
                    help="withhold fixes in this window, seconds from the bag's start")  # fmt: skip
@@ -90,5 +115,20 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--posenet-model", default="",
                    help="PoseNet model folder (default: the shipped demo-world model)")  # fmt: skip
     p.add_argument("--posenet-backend", default="torch", help="torch, onnxruntime or tensorrt")
+    p.add_argument("--map", default="", help="map folder for map_localizer (geoloc map build)")
+    p.add_argument(
+        "--map-model",
+        default="",
+        help="neural map model folder (default: the shipped one for the platform)",
+    )
+    p.add_argument(
+        "--platform",
+        choices=("car", "drone"),
+        help="map localizer platform (default: --config's map_localizer_node)",
+    )
+    p.add_argument("--prior-sigma", type=float, metavar="M",
+                   help="map localizer prior: the true position plus Gaussian noise of this "
+                   "sigma [m] (default: the bag's GNSS fixes)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the --prior-sigma noise")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)

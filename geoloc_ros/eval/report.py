@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -27,8 +27,11 @@ from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.posenet.localizer import PoseNetParams
 
-ESTIMATORS = ("fusion", "gnss", "posenet")
-"""What `--estimators` can name (the map localizer joins with its issue)."""
+if TYPE_CHECKING:
+    from geoloc_ros.neuralmap.inputs import MapLocalizerConfig
+
+ESTIMATORS = ("fusion", "gnss", "posenet", "map_localizer")
+"""What `--estimators` can name."""
 DEFAULT_ESTIMATORS = ("fusion", "gnss")
 
 FUSION_NODE = "fusion_node"
@@ -74,11 +77,14 @@ def run_eval(
     no_gnss: bool = False,
     progress: bool = True,
     posenet: PoseNetParams | None = None,
+    map_localizer: MapLocalizerConfig | None = None,
+    prior_sigma_m: float | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Replay, measure, write the report; returns what metrics.json holds.
 
-    With posenet, the map frame is the model's (its datum becomes the fusion's when
-    none is configured), so every TUM file shares one frame.
+    With posenet or map_localizer, the map frame is the model's or the map's (its datum
+    becomes the fusion's when none is configured), so every TUM file shares one frame.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,9 @@ def run_eval(
             loc.bundle.check_area(list(cfg.datum))
         elif loc.bundle.area.get("datum"):
             cfg = dataclasses.replace(cfg, datum=list(loc.bundle.area["datum"]))
+    mloc = None
+    if "map_localizer" in estimators:
+        mloc, cfg = _map_localizer(map_localizer, cfg)
     res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress)
     ltp = LocalTangentPlane(*res.datum) if res.datum else None
     trajs: dict[str, Trajectory] = {}
@@ -103,6 +112,13 @@ def run_eval(
         pn = replay_posenet(bag, loc, progress)
         trajs["posenet"] = pn.trajectory()
     gt, alignment = _ground_truth(res, ltp)
+    mrun = None
+    if mloc is not None:
+        from geoloc_ros.eval.map_replay import replay_map_localizer  # noqa: PLC0415
+
+        truth = gt if alignment == "none" else None
+        mrun = replay_map_localizer(bag, mloc, map_localizer, truth, prior_sigma_m, seed, progress)
+        trajs["map_localizer"] = mrun.trajectory()
     for name, traj in trajs.items():
         traj.write_tum(out / f"{name}.tum")
     report: dict[str, Any] = {
@@ -132,6 +148,16 @@ def run_eval(
         report["estimates"][name] = _estimate_report(name, traj, errors, res)
     if pn is not None:
         report["estimates"]["posenet"].update(posenet_metrics(pn, errors.get("posenet")))
+    if mrun is not None:
+        from geoloc_ros.eval.map_replay import map_localizer_metrics  # noqa: PLC0415
+
+        truth = gt if alignment == "none" else None
+        report["estimates"]["map_localizer"].update(
+            map_localizer_metrics(mrun, truth, mloc.bundle.calibration)
+        )
+        report["map_localizer"] = {"map": map_localizer.map, "prior_sigma_m": prior_sigma_m,
+                                   "seed": seed, "yaw_bins": map_localizer.yaw_bins,
+                                   "window_m": map_localizer.window_m}  # fmt: skip
     if "fusion" in trajs and len(trajs["fusion"]):
         fused = trajs["fusion"]
         report["estimates"]["fusion"]["final_position_m"] = fused.p_m[-1].tolist()
@@ -140,6 +166,20 @@ def run_eval(
     _plots(out, res, trajs, gt, errors)
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
     return report
+
+
+def _map_localizer(mcfg: MapLocalizerConfig | None, cfg: FusionConfig):
+    """The map localizer, and the fusion config in the map's frame (its datum)."""
+    from geoloc_ros.neuralmap.localizer import MapLocalizer  # noqa: PLC0415
+
+    if mcfg is None or not mcfg.map:
+        raise ConfigError("the map_localizer estimator needs a map folder (--map)")
+    loc = MapLocalizer(mcfg.params())
+    datum = list(loc.store.datum)
+    if cfg.datum and not np.allclose(list(cfg.datum), datum, atol=1e-9):
+        raise ConfigError(f"the fusion datum {list(cfg.datum)} is not the map's {datum}: "
+                          "leave fusion_node.datum empty or build the map there")  # fmt: skip
+    return loc, dataclasses.replace(cfg, datum=datum)
 
 
 def _ground_truth(

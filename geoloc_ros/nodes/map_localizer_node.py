@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -22,7 +21,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, Imu, NavSatFix
 
-from geoloc_ros.errors import ConfigError, GeolocError, InputRejected
+from geoloc_ros.errors import GeolocError, InputRejected
 from geoloc_ros.health import InputStatus, Level
 from geoloc_ros.io.convert import (
     camera_frame_from_msgs,
@@ -31,7 +30,8 @@ from geoloc_ros.io.convert import (
     msg_from_posefix,
 )
 from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
-from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
+from geoloc_ros.neuralmap.inputs import GravityFilter, MapLocalizerConfig
+from geoloc_ros.neuralmap.localizer import MapLocalizer
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
     RELIABLE_QOS,
@@ -46,44 +46,19 @@ NODE_NAME = "map_localizer_node"
 FREE_VARIANCE = 1e6
 
 
-@dataclass(frozen=True)
-class MapLocalizerNodeConfig(MapLocalizerParams):
-    """The localizer's parameters plus the camera mount and prior handling."""
-
-    camera_xyz_m: list[float] = field(default_factory=lambda: [1.2, 0.0, 1.5])  # in base_link
-    camera_pitch_down_deg: float = 3.0  # 0 forward, 90 nadir; optical axis along base x
-    ground_z_m: float = 0.0  # map-frame ground height under a drone (flat-ground assumption)
-    min_prior_sigma_m: float = 2.0
-    max_prior_sigma_m: float = 40.0
-    max_prior_age_s: float = 2.0
-    gravity_time_constant_s: float = 0.5
-    publish_multimodal: bool = False
-    map_frame: str = "map"
-
-    def params(self) -> MapLocalizerParams:
-        return MapLocalizerParams(
-            **{f.name: getattr(self, f.name) for f in fields(MapLocalizerParams)}
-        )
-
-
 class MapLocalizerNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         argv = [*sys.argv, *(node_kwargs.get("cli_args") or [])]
-        self.config = declare_config(self, MapLocalizerNodeConfig, argv)
+        self.config = declare_config(self, MapLocalizerConfig, argv)
         from geoloc_ros.geo.wgs84 import LocalTangentPlane  # noqa: PLC0415
-        from geoloc_ros.sim.camera import CameraMount  # noqa: PLC0415
 
-        if len(self.config.camera_xyz_m) != 3:
-            raise ConfigError(f"camera_xyz_m must have 3 values, got {self.config.camera_xyz_m}")
-        self.T_base_cam = CameraMount(tuple(self.config.camera_xyz_m),
-                                      self.config.camera_pitch_down_deg).T_base_cam  # fmt: skip
+        self.T_base_cam = self.config.T_base_cam()
         self.localizer = MapLocalizer(self.config.params())
         self.ltp = LocalTangentPlane(*self.localizer.store.datum)
         self.counts = {"published": 0, "multimodal": 0, "dropped": 0, "failed": 0}
         self.last_latency_ms = float("nan")
-        self._g_base = None
-        self._g_t = None
+        self._gravity = GravityFilter(self.config.gravity_time_constant_s, self.config.q_base_imu)
         self._prior = None  # (t_s, xy, z, sigma_m, yaw or None)
         self._prior_from_odom_t = -np.inf
         inputs = ["image", "camera_info", "odometry/global", "fix", "imu"]
@@ -110,16 +85,10 @@ class MapLocalizerNode(Node):
     def _on_imu(self, msg: Imu) -> None:
         try:
             s = imu_from_msg(msg)
+            self._gravity.update(s.t_s, s.accel_mps2, s.q_xyzw)
         except InputRejected as exc:
             self.diag.reject("imu", exc.reason, str(exc))
             return
-        g = -np.asarray(s.accel_mps2, float)  # an accelerometer at rest reads +g up
-        if self._g_base is None or s.t_s <= self._g_t:
-            self._g_base = g
-        else:
-            a = min(1.0, (s.t_s - self._g_t) / self.config.gravity_time_constant_s)
-            self._g_base = (1 - a) * self._g_base + a * g
-        self._g_t = s.t_s
         self.diag.accept("imu")
 
     def _on_odom(self, msg: Odometry) -> None:
@@ -154,7 +123,7 @@ class MapLocalizerNode(Node):
         self._prior = (f.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma, None)
 
     def _on_image(self, msg: Image) -> None:
-        if self._worker.offer(msg, self._info, self._g_base, self._prior):
+        if self._worker.offer(msg, self._info, self._gravity.g_base, self._prior):
             self.counts["dropped"] += 1
 
     # --- one frame ----------------------------------------------------------------------
@@ -172,7 +141,7 @@ class MapLocalizerNode(Node):
             t_prior, xy, z, sigma, yaw = prior
             if abs(frame.t_s - t_prior) > cfg.max_prior_age_s:
                 raise InputRejected(f"prior is {frame.t_s - t_prior:.1f} s from the image", "prior")
-            sigma = float(np.clip(sigma, cfg.min_prior_sigma_m, cfg.max_prior_sigma_m))
+            sigma = cfg.prior_sigma(sigma)
             height = z + self.T_base_cam[2, 3] - cfg.ground_z_m
             t0 = time.perf_counter()
             fix = self.localizer.localize(frame.image, frame.K_3x3, roll_pitch_from_gravity(g_base),

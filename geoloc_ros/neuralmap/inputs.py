@@ -1,0 +1,104 @@
+"""What the map localizer needs besides the image, the same in the node and in `geoloc eval`.
+
+MapLocalizerConfig: the localizer's parameters plus the camera mount, the IMU mount
+and the prior handling (the `map_localizer_node` section of config/*.yaml).
+GravityFilter: gravity in base_link for roll and pitch: from the IMU's own orientation
+(AHRS) when it reports one, else the low-passed accelerometer. The accelerometer alone is
+wrong while accelerating (a car braking at 1 m/s^2 reads 6 deg of pitch; a multirotor's
+specific force stays along its thrust axis whatever its tilt), so the AHRS wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from geoloc_ros.errors import ConfigError, InputRejected
+from geoloc_ros.neuralmap.localizer import MapLocalizerParams
+
+
+@dataclass(frozen=True)
+class MapLocalizerConfig(MapLocalizerParams):
+    """The localizer's parameters plus the camera mount and prior handling."""
+
+    camera_xyz_m: list[float] = field(default_factory=lambda: [1.2, 0.0, 1.5])  # in base_link
+    camera_pitch_down_deg: float = 3.0  # 0 forward, 90 nadir; optical axis along base x
+    q_base_imu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 1.0])  # x y z w
+    ground_z_m: float = 0.0  # map-frame ground height under a drone (flat-ground assumption)
+    min_prior_sigma_m: float = 2.0
+    max_prior_sigma_m: float = 40.0
+    max_prior_age_s: float = 2.0
+    gravity_time_constant_s: float = 0.5
+    publish_multimodal: bool = False
+    map_frame: str = "map"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.camera_xyz_m) != 3 or not np.all(np.isfinite(self.camera_xyz_m)):
+            raise ConfigError(f"camera_xyz_m must be 3 finite values, got {self.camera_xyz_m}")
+        q = np.asarray(self.q_base_imu, float)
+        if q.shape != (4,) or not abs(np.linalg.norm(q) - 1.0) < 1e-6:
+            raise ConfigError(f"q_base_imu must be a unit quaternion [x y z w]: {self.q_base_imu}")
+        if not 0 < self.min_prior_sigma_m <= self.max_prior_sigma_m:
+            raise ConfigError("need 0 < min_prior_sigma_m <= max_prior_sigma_m")
+        if not (self.max_prior_age_s > 0 and self.gravity_time_constant_s > 0):
+            raise ConfigError("max_prior_age_s and gravity_time_constant_s must be positive")
+
+    def params(self) -> MapLocalizerParams:
+        return MapLocalizerParams(
+            **{f.name: getattr(self, f.name) for f in fields(MapLocalizerParams)}
+        )
+
+    def T_base_cam(self) -> np.ndarray:
+        """4x4 camera_optical_frame in base_link from camera_xyz_m and camera_pitch_down_deg."""
+        from geoloc_ros.sim.camera import CameraMount  # noqa: PLC0415
+
+        return CameraMount(tuple(self.camera_xyz_m), self.camera_pitch_down_deg).T_base_cam
+
+    def prior_sigma(self, sigma_m: float) -> float:
+        return float(np.clip(sigma_m, self.min_prior_sigma_m, self.max_prior_sigma_m))
+
+
+class GravityFilter:
+    """Gravity direction in base_link: AHRS orientation if reported, else low-passed -accel."""
+
+    def __init__(self, time_constant_s: float = 0.5, q_base_imu=(0.0, 0.0, 0.0, 1.0)) -> None:
+        from geoloc_ros.geo.quaternion import matrix_from_xyzw  # noqa: PLC0415
+
+        self.time_constant_s = float(time_constant_s)
+        self.R_base_imu = matrix_from_xyzw(np.asarray(q_base_imu, float))
+        self.g_base: np.ndarray | None = None
+        self.t_s: float | None = None
+        self.source = "none"  # "orientation" or "accelerometer"
+
+    def update(self, t_s: float, accel_imu_mps2, q_world_imu_xyzw=None) -> None:
+        """One IMU sample; `q_world_imu_xyzw` is its reported orientation (None if it has none)."""
+        from geoloc_ros.geo.quaternion import matrix_from_xyzw  # noqa: PLC0415
+
+        if q_world_imu_xyzw is not None:
+            R_world_base = matrix_from_xyzw(q_world_imu_xyzw) @ self.R_base_imu.T
+            g = R_world_base.T @ np.array([0.0, 0.0, -1.0])
+            if np.all(np.isfinite(g)):
+                self.g_base, self.t_s, self.source = g, float(t_s), "orientation"
+                return
+        if self.source == "orientation":
+            return  # an IMU that reported orientation before and lost it briefly: keep it
+        g = -(self.R_base_imu @ np.asarray(accel_imu_mps2, float))
+        if not np.all(np.isfinite(g)):
+            raise InputRejected("IMU acceleration is not finite", "nan")
+        if self.g_base is None or self.t_s is None or t_s <= self.t_s:
+            self.g_base = g  # first sample, or time went back: restart from this one
+        else:
+            a = min(1.0, (t_s - self.t_s) / self.time_constant_s)
+            self.g_base = (1 - a) * self.g_base + a * g
+        self.t_s = float(t_s)
+        self.source = "accelerometer"
+
+    def roll_pitch(self) -> tuple[float, float]:
+        """(roll, pitch) of base_link; InputRejected when no IMU sample came yet."""
+        from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity  # noqa: PLC0415
+
+        if self.g_base is None:
+            raise InputRejected("no IMU yet: gravity (roll, pitch) unavailable", "gravity")
+        return roll_pitch_from_gravity(self.g_base)

@@ -1,0 +1,70 @@
+"""Inputs of the map localizer: static transform chains (/tf_static) and the gravity source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geoloc_ros.errors import ConfigError, InputRejected
+from geoloc_ros.geo.quaternion import xyzw_from_rpy
+from geoloc_ros.io.convert import transform_msg
+from geoloc_ros.io.msgtypes import RosbagsTypes, default_typestore
+from geoloc_ros.io.tf import StaticTransforms
+from geoloc_ros.neuralmap.inputs import GravityFilter, MapLocalizerConfig
+from geoloc_ros.sim.drive import DriveConfig, _tf_static
+from geoloc_ros.sim.sensors import GnssConfig, ImuConfig
+
+
+@pytest.mark.parametrize("platform", ["car", "drone"])
+def test_the_simulators_tf_static_chain_gives_the_camera_mount(platform):
+    cfg = DriveConfig(platform, 1.0)
+    msg = _tf_static(cfg, ImuConfig(), GnssConfig(), RosbagsTypes(default_typestore()))
+    tf = StaticTransforms()
+    assert tf.add_message(msg) == 4
+    T = tf.lookup("base_link", "camera_optical_frame")
+    np.testing.assert_allclose(T, cfg.mount.T_base_cam, atol=1e-12)
+    np.testing.assert_allclose(tf.lookup("camera_link", "camera_link"), np.eye(4))
+    with pytest.raises(InputRejected, match="no static transform chain"):
+        tf.lookup("base_link", "lidar")
+
+
+def test_bad_transforms_are_skipped_not_kept():
+    types = RosbagsTypes(default_typestore())
+    good = transform_msg(0.0, "base_link", "cam", [1, 0, 0], [0, 0, 0, 1], types)
+    nan = transform_msg(0.0, "base_link", "gps", [np.nan, 0, 0], [0, 0, 0, 1], types)
+    zero_q = transform_msg(0.0, "base_link", "imu", [0, 0, 0], [0, 0, 0, 0], types)
+    msg = types.get("tf2_msgs/msg/TFMessage")(transforms=[good, nan, zero_q])
+    tf = StaticTransforms()
+    assert tf.add_message(msg) == 1 and len(tf) == 1
+
+
+def test_gravity_prefers_the_ahrs_orientation_over_a_braking_accelerometer():
+    g = GravityFilter(0.5)
+    pitch = np.radians(4.0)
+    q = xyzw_from_rpy(0.0, pitch, 0.0)
+    # braking at 3 m/s^2 while pitched 4 deg: the accelerometer alone would be ~13 deg off
+    g.update(0.0, [-3.0, 0.0, 9.81], q)
+    roll, p = g.roll_pitch()
+    assert g.source == "orientation" and p == pytest.approx(pitch, abs=1e-9)
+    assert abs(roll) < 1e-9
+
+
+def test_gravity_from_the_accelerometer_low_passes_and_restarts_when_time_goes_back():
+    g = GravityFilter(0.5)
+    with pytest.raises(InputRejected, match="no IMU yet"):
+        g.roll_pitch()
+    g.update(1.0, [0.0, 0.0, 9.81])
+    g.update(1.1, [0.0, 9.81, 0.0])  # a 0.1 s spike moves it a fifth of the way
+    roll, _ = g.roll_pitch()
+    assert g.source == "accelerometer" and np.degrees(abs(roll)) == pytest.approx(14.0, abs=1.0)
+    g.update(0.5, [0.0, 0.0, 9.81])  # time went back: restart from this sample
+    assert g.roll_pitch() == pytest.approx((0.0, 0.0), abs=1e-9)
+    with pytest.raises(InputRejected):
+        g.update(2.0, [np.nan, 0.0, 9.81])
+
+
+def test_config_rejects_a_bad_imu_mount_and_prior_bounds():
+    with pytest.raises(ConfigError, match="q_base_imu"):
+        MapLocalizerConfig(q_base_imu=[0.0, 0.0, 0.0, 2.0])
+    with pytest.raises(ConfigError, match="min_prior_sigma_m"):
+        MapLocalizerConfig(min_prior_sigma_m=50.0)
