@@ -1,8 +1,9 @@
 """Start geoloc_ros for a platform: `ros2 launch geoloc_ros geoloc.launch.py platform:=car`.
 
 Starts the fusion node (map -> odom -> base_link TF, odometry/global) and the GNSS-only
-pose node as its baseline (odometry/gnss, no TF); posenet:=true adds posenet_node.
-Parameters of both come from config/<platform>.yaml.
+pose node as its baseline (odometry/gnss, no TF); posenet:=true adds posenet_node and
+map:=DIR (a folder from `geoloc map build`) adds map_localizer_node on that map. Parameters
+of all come from config/<platform>.yaml.
 """
 
 from pathlib import Path
@@ -59,6 +60,24 @@ def _nodes(context, *args, **kwargs):
                 output="screen",
             )
         )
+    map_dir = LaunchConfiguration("map").perform(context)
+    if map_dir:
+        if not Path(map_dir, "map.json").is_file():
+            raise RuntimeError(f"map:={map_dir} has no map.json; build one with `geoloc map build`")
+        nodes.append(
+            Node(
+                package="geoloc_ros",
+                executable="map_localizer_node",
+                name="map_localizer_node",
+                parameters=[*parameters, {"map": map_dir}],
+                remappings=[
+                    *sensors,
+                    ("image", LaunchConfiguration("image_topic")),
+                    ("camera_info", LaunchConfiguration("camera_info_topic")),
+                ],
+                output="screen",
+            )
+        )
     return nodes
 
 
@@ -77,6 +96,11 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="false",
                 choices=["true", "false"],
                 description="run posenet_node (needs a model trained for this area)",
+            ),
+            DeclareLaunchArgument(
+                "map",
+                default_value="",
+                description="neural map folder (geoloc map build): runs map_localizer_node",
             ),
             OpaqueFunction(function=_nodes),
         ]
