@@ -264,6 +264,23 @@ def test_onnx_encoders_match_pytorch(tmp_path, car_bundle):
     assert np.abs(f_o - f_t.numpy()).max() <= 1e-3
     assert np.abs(c_o - c_t.numpy()).max() <= 1e-3
     assert np.abs(ort.map_features(raster) - m_t).max() <= 1e-3
+    # the localizer on the ONNX graph finds the same volume argmax as on PyTorch
+    from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
+    from geoloc_ros.neuralmap.tiles import build_map
+    from geoloc_ros.sim.camera import CAR_MOUNT
+
+    build_map(tmp_path / "map", work, ortho=_utm_geotiff(tmp_path / "o.tif"), datum=DATUM,
+              progress=False)  # fmt: skip
+    frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    K = np.array([[160.0, 0, 159.5], [0, 160.0, 119.5], [0, 0, 1]])
+    fixes = [
+        MapLocalizer(MapLocalizerParams(model=str(work), map=str(tmp_path / "map"), backend=b,
+                                        window_m=24.0, yaw_bins=16))
+        .localize(frame, K, (0.0, 0.0), CAR_MOUNT.T_base_cam, np.zeros(2), 5.0)
+        for b in ("torch", "onnxruntime")
+    ]  # fmt: skip
+    assert fixes[0].peak_index == fixes[1].peak_index
+    assert np.allclose(fixes[0].xy_m, fixes[1].xy_m, atol=1e-3)
 
 
 def test_the_shipped_drone_model_loads_checked_and_small():

@@ -103,7 +103,7 @@ def _cmd_neuralmap(args: argparse.Namespace) -> int:
 
     r = run(args.model, args.data, Path(args.out), args.split, args.frames, args.latency_frames,
             args.prior_sigma, args.window, args.yaw_bins, args.seed, args.threads,
-            args.calibrate, Path(args.maps), not args.quiet)  # fmt: skip
+            args.calibrate, Path(args.maps), args.onnx_parity, not args.quiet)  # fmt: skip
     p = r["protocol"]
     print(f"neural map localizer ({r['platform']}), prior sigma {p['prior_sigma_m']:g} m, "
           f"window {p['window_m']:g} m, {p['yaw_bins']} yaw bins, no yaw prior")  # fmt: skip
@@ -118,6 +118,13 @@ def _cmd_neuralmap(args: argparse.Namespace) -> int:
               f"{ry['1deg']:>6.0%}{ry['3deg']:>6.0%}{ry['5deg']:>6.0%}"
               f"{a['coverage95_xy'] or 0:>7.0%}{a['multimodal_share'] or 0:>7.0%}")  # fmt: skip
     for _k, v in r["datasets"].items():
+        if v.get("onnx_parity"):
+            o = v["onnx_parity"]
+            print(f"ONNX parity over {o['frames']} frames: BEV features "
+                  f"{o['max_abs_diff_bev_features']:.1e}, confidence "
+                  f"{o['max_abs_diff_confidence']:.1e}, map features "
+                  f"{o['max_abs_diff_map_features']:.1e}; identical argmax "
+                  f"{o['argmax_identical']:.1%}; total {o['total_ms_median']}")  # fmt: skip
         for name, t in v["latency"].items():
             print(
                 f"latency {name} (64 bins, 64 m): encoder {t['encoder']:.0f} ms, lifting "
@@ -181,6 +188,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="fit the covariance calibration on these frames and write it to the card",
     )
     p.add_argument("--maps", default="out/maps", help="where per-world maps are built")
+    p.add_argument("--onnx-parity", type=int, default=0, metavar="FRAMES",
+                   help="also compare onnxruntime with PyTorch on this many frames")  # fmt: skip
     p.add_argument("--out", default="benchmarks/results/neuralmap.json")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_neuralmap)

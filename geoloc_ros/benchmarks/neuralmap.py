@@ -57,7 +57,8 @@ def _samples(dataset: Path, split: str, cfg, limit: int, seed: int):
 def run(model: str, data: list[str], out: Path, split: str = "test", frames: int = 300,
         latency_frames: int = 30, prior_sigma_m: float = 20.0, eval_window_m: float = 128.0,
         eval_yaw_bins: int = 256, seed: int = 0, threads: int = 0, calibrate: bool = False,
-        maps_dir: Path = Path("out/maps"), progress: bool = True) -> dict:  # fmt: skip
+        maps_dir: Path = Path("out/maps"), parity_frames: int = 0,
+        progress: bool = True) -> dict:  # fmt: skip
     import torch  # noqa: PLC0415
 
     if threads:
@@ -88,6 +89,10 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
                                        "raw": runs}  # fmt: skip
         lat = _latency(params, samples[:latency_frames], seed)
         result["datasets"][str(ds)]["latency"] = lat
+        if parity_frames:
+            result["datasets"][str(ds)]["onnx_parity"] = onnx_parity(
+                params, samples[:parity_frames], prior_sigma_m, seed
+            )
     if calibrate:
         merged = _merge(all_runs)
         bundle.calibration = fit_calibration(merged, bundle.calibration)
@@ -128,3 +133,67 @@ def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:
         out[name]["p95_total"] = float(np.percentile([x["total"] for x in t], 95))
         out[name]["frames"] = len(t)
     return out
+
+
+def onnx_parity(params: MapLocalizerParams, samples, prior_sigma_m: float, seed: int) -> dict:
+    """ONNX (onnxruntime CPU) against PyTorch on the same frames and priors: the largest
+    feature differences of both encoders, the share of identical volume argmaxes, and the
+    node-setting latency of each (exported into a temporary copy of the model)."""
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    import rasterio  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    from rasterio.windows import Window  # noqa: PLC0415
+
+    from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
+    from geoloc_ros.neuralmap.frame import prepare_frame  # noqa: PLC0415
+    from geoloc_ros.neuralmap.tiles import ORTHO  # noqa: PLC0415
+    from geoloc_ros.runtime.neuralmap_backends import export_onnx  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "model"
+        shutil.copytree(params.model, copy)
+        export_onnx(load_bundle(copy))
+        locs = {b: MapLocalizer(replace(params, model=str(copy), backend=b))
+                for b in ("torch", "onnxruntime")}  # fmt: skip
+        net, ort = locs["torch"].net, locs["onnxruntime"].ort
+        cfg = locs["torch"].cfg
+        d_feat = d_conf = 0.0
+        same, timing = [], {b: [] for b in locs}
+        rng = np.random.default_rng(seed)
+        for s in samples:
+            fr = prepare_frame(load_rgb(s.image_path), s.K, cfg, s.roll_pitch_yaw[:2],
+                               s.T_base_cam, s.height_above_ground_m)  # fmt: skip
+            with torch.inference_mode():
+                f_t, c_t = net.bev(*(torch.from_numpy(a[None]) for a in
+                                     (fr.image, fr.grid, fr.valid, fr.elevation)))  # fmt: skip
+            f_o, c_o = ort.bev(fr.image[None], fr.grid[None], fr.valid[None], fr.elevation[None])
+            d_feat = max(d_feat, float(np.abs(f_t.numpy() - f_o).max()))
+            d_conf = max(d_conf, float(np.abs(c_t.numpy() - c_o).max()))
+            prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
+            fixes = {}
+            for b, loc in locs.items():
+                try:
+                    fixes[b] = loc.localize(load_rgb(s.image_path), s.K, s.roll_pitch_yaw[:2],
+                                            s.T_base_cam, prior, prior_sigma_m, None,
+                                            s.height_above_ground_m)  # fmt: skip
+                    timing[b].append(fixes[b].timing_ms["total"])
+                except Exception:  # off the map: both refuse alike
+                    fixes[b] = None
+            if fixes["torch"] is not None and fixes["onnxruntime"] is not None:
+                same.append(fixes["torch"].peak_index == fixes["onnxruntime"].peak_index)
+        with rasterio.open(Path(params.map) / ORTHO) as f:
+            n = min(256, f.width, f.height) // 4 * 4
+            crop = f.read(window=Window(0, 0, n, n))[None]
+        with torch.inference_mode():
+            m_t = net.map_features(torch.from_numpy(crop)).numpy()
+        d_map = float(np.abs(m_t - ort.map_features(crop)).max())
+    return {
+        "frames": len(same),
+        "max_abs_diff_bev_features": d_feat,
+        "max_abs_diff_confidence": d_conf,
+        "max_abs_diff_map_features": d_map,
+        "argmax_identical": float(np.mean(same)) if same else None,
+        "total_ms_median": {b: float(np.median(v[1:] or v)) for b, v in timing.items() if v},
+    }

@@ -17,6 +17,7 @@ from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.neuralmap.frame import prepare_frame
 from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine, yaw_bins
 
+BACKENDS = ("torch", "onnxruntime")
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -35,8 +36,11 @@ class MapLocalizerParams:
     use_prior: bool = True  # add the Gaussian position prior to the volume
     device: str = "cpu"
     threads: int = 0
+    backend: str = "torch"  # torch | onnxruntime (the BEV encoder; needs geoloc export neuralmap)
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 4 <= self.yaw_bins <= 1024:
             raise ConfigError(f"yaw_bins must be in [4, 1024], got {self.yaw_bins}")
         if not 4.0 <= self.window_m <= 1024.0:
@@ -54,6 +58,7 @@ class MapFix:
     multimodal: bool
     second_peak_ratio: float
     timing_ms: dict = field(default_factory=dict)
+    peak_index: tuple[int, int, int] = (0, 0, 0)  # the volume's argmax (yaw bin, row, col)
 
 
 class MapLocalizer:
@@ -70,6 +75,11 @@ class MapLocalizer:
         self.cfg = self.bundle.config
         self.device = torch.device(params.device)
         self.net = build_net(self.bundle).to(self.device)
+        self.ort = None
+        if params.backend == "onnxruntime":
+            from geoloc_ros.runtime.neuralmap_backends import OrtEncoders  # noqa: PLC0415
+
+            self.ort = OrtEncoders(self.bundle)
         if not params.map:
             raise ConfigError("no map folder given (build one with `geoloc map build`)")
         self.store = MapStore(params.map)
@@ -123,16 +133,7 @@ class MapLocalizer:
         fr = prepare_frame(rgb, K, cfg, roll_pitch, T_base_cam, height_above_ground_m)
         dev = self.device
         with torch.inference_mode():
-            img = torch.from_numpy(fr.image)[None].to(dev)
-            feat = self.net.image_encoder(img)
-            t["encoder"] = time.perf_counter()
-            src = feat
-            if self.net.lifter is not None:
-                src = self.net.lifter(feat, torch.from_numpy(fr.elevation)[None].to(dev))
-            grid = torch.from_numpy(fr.grid)[None].to(dev)
-            bev = torch.nn.functional.grid_sample(src, grid, align_corners=False)
-            f_bev, conf = self.net.bev_head(bev, torch.from_numpy(fr.valid)[None, None].to(dev))
-            t["lifting"] = time.perf_counter()
+            f_bev, conf = self._bev(fr, t)
             rot = self._rotator(yaw_prior_rad)
             p = round(self.params.window_m / cfg.res_m)
             h = cfg.template_size // 2
@@ -156,7 +157,8 @@ class MapLocalizer:
         raw[:2, :2] = m.cov_xy_m2
         raw[2, 2] = m.var_yaw_rad2
         cov = self.bundle.calibration.apply(raw)
-        fix = MapFix(xy, m.yaw_rad, cov, raw, m.multimodal, m.second_peak_ratio)
+        fix = MapFix(xy, m.yaw_rad, cov, raw, m.multimodal, m.second_peak_ratio,
+                     peak_index=m.peak_index)  # fmt: skip
         names = ["encoder", "lifting", "map_read", "matching"]
         prev = t["start"]
         for n in names:
@@ -164,3 +166,25 @@ class MapLocalizer:
             prev = t[n]
         fix.timing_ms["total"] = 1e3 * (prev - t["start"])
         return fix
+
+    def _bev(self, fr, t: dict):
+        """BEV features and confidence of a prepared frame (torch, or the ONNX graph)."""
+        import torch  # noqa: PLC0415
+
+        dev = self.device
+        if self.ort is not None:
+            f_bev, conf = self.ort.bev(fr.image[None], fr.grid[None], fr.valid[None],
+                                      fr.elevation[None])  # fmt: skip
+            t["encoder"] = t["lifting"] = time.perf_counter()  # one graph: counted as encoder
+            return torch.from_numpy(f_bev).to(dev), torch.from_numpy(conf).to(dev)
+        img = torch.from_numpy(fr.image)[None].to(dev)
+        feat = self.net.image_encoder(img)
+        t["encoder"] = time.perf_counter()
+        src = feat
+        if self.net.lifter is not None:
+            src = self.net.lifter(feat, torch.from_numpy(fr.elevation)[None].to(dev))
+        grid = torch.from_numpy(fr.grid)[None].to(dev)
+        bev = torch.nn.functional.grid_sample(src, grid, align_corners=False)
+        f_bev, conf = self.net.bev_head(bev, torch.from_numpy(fr.valid)[None, None].to(dev))
+        t["lifting"] = time.perf_counter()
+        return f_bev, conf

@@ -81,6 +81,7 @@ class MatchResult:
     peak_prob: float
     second_peak_ratio: float  # second separated position peak / best, in (0, 1]
     multimodal: bool
+    peak_index: tuple[int, int, int] = (0, 0, 0)  # argmax of the volume: (yaw bin, row, col)
 
 
 def refine(
@@ -159,6 +160,7 @@ def refine(
         peak_prob=float(np.exp(log_vol.max())),
         second_peak_ratio=float(min(ratio, 1.0)),
         multimodal=bool(ratio > multimodal_ratio),
+        peak_index=(int(kk), int(r0), int(c0)),
     )
 
 

@@ -89,9 +89,12 @@ class OrtEncoders:
         self.map_session = ort.InferenceSession(
             str(bundle.path(MAP_ONNX)), opts, providers=providers
         )
+        # the exporter drops inputs a graph does not use (a drone's ray elevation)
+        self._bev_inputs = {i.name for i in self.bev_session.get_inputs()}
 
     def bev(self, image, grid, valid, elevation) -> tuple[np.ndarray, np.ndarray]:
         feeds = {"image": image, "grid": grid, "valid": valid, "elevation": elevation}
+        feeds = {k: v for k, v in feeds.items() if k in self._bev_inputs}
         return tuple(self.bev_session.run(None, feeds))
 
     def map_features(self, raster: np.ndarray) -> np.ndarray:
