@@ -9,13 +9,13 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not importable (make test installs it)")
 
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image, Imu
 
 from geoloc_ros.io.image import msg_from_image
 from geoloc_ros.neuralmap.tiles import build_map
-from geoloc_ros.nodes.base import MSG_TYPES, RELIABLE_QOS, SENSOR_QOS
+from geoloc_ros.nodes.base import MSG_TYPES, RELIABLE_QOS, SENSOR_QOS, TF_STATIC_QOS
 from geoloc_ros.nodes.map_localizer_node import MapLocalizerNode
 from test.conftest import spin_until
 from test.test_neuralmap import DATUM, _utm_geotiff, car_bundle  # noqa: F401 (fixture)
@@ -102,6 +102,21 @@ def test_frames_give_planar_fixes_and_bad_situations_are_counted(context, map_di
         assert cov[2, 2] == cov[3, 3] == cov[4, 4] == 1e6  # z, roll, pitch left free
         assert cov[0, 0] > 0 and cov[1, 1] > 0 and cov[5, 5] > 0
         assert abs(f.pose.pose.position.x - 5.0) <= 8.0 + 1e-6  # inside the 16 m window
+        # the orthophoto is latched for RViz: a subscriber joining late still gets it
+        grids = []
+        probe.create_subscription(OccupancyGrid, "map_localizer/ortho", grids.append,
+                                  TF_STATIC_QOS)  # fmt: skip
+        assert spin_until(ex, lambda: len(grids) == 1)
+        g = grids[0]
+        card = node.localizer.store.card
+        assert g.header.frame_id == "map" and g.info.resolution == card["res_m"]
+        assert (g.info.width, g.info.height) == (card["width"], card["height"])
+        assert g.info.origin.position.x == card["x_west_m"]
+        grey = np.array(g.data, np.int8).view(np.uint8).reshape(g.info.height, g.info.width)
+        # the white 8 m square of the test orthophoto sits around ENU (12, -20)
+        col = int((12.0 - card["x_west_m"]) / card["res_m"])
+        row = int((-20.0 - g.info.origin.position.y) / card["res_m"])
+        assert grey[row, col] > 200 and np.median(grey) < 160
     finally:
         node.destroy_node()
         probe.destroy_node()

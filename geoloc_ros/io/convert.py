@@ -266,6 +266,27 @@ def transform_msg(
     )
 
 
+# --- nav_msgs/OccupancyGrid (an orthophoto for RViz's Map display) -------------------------
+
+
+def occupancy_grid_from_grey(grey: np.ndarray, res_m: float, x_west_m: float, y_south_m: float,
+                             frame_id: str, t_s: float, types: MessageTypes) -> Any:  # fmt: skip
+    """OccupancyGrid whose cells carry grey levels 0..255 (RViz Map, colour scheme "raw").
+
+    `grey` is north row first, as images are; the grid starts at its south-west corner.
+    """
+    g = np.ascontiguousarray(np.asarray(grey, np.uint8)[::-1])
+    h, w = g.shape
+    info = types.get("nav_msgs/msg/MapMetaData")(
+        map_load_time=types.get("builtin_interfaces/msg/Time")(sec=int(t_s), nanosec=0),
+        resolution=float(res_m), width=w, height=h,
+        origin=_pose_msg(types, np.array([x_west_m, y_south_m, 0.0]), np.array([0, 0, 0, 1.0])),
+    )  # fmt: skip
+    return types.get("nav_msgs/msg/OccupancyGrid")(
+        header=header_msg(types, t_s, frame_id), info=info, data=g.view(np.int8).ravel()
+    )
+
+
 # --- sensor_msgs/Image (+ CameraInfo) ----------------------------------------------------
 
 

@@ -32,6 +32,7 @@ class MapLocalizerConfig(MapLocalizerParams):
     gravity_time_constant_s: float = 0.5
     publish_multimodal: bool = False
     map_frame: str = "map"
+    ortho_max_cells: int = 1024  # the map's orthophoto on map_localizer/ortho for RViz; 0 = off
 
     def __post_init__(self) -> None:
         super().__post_init__()

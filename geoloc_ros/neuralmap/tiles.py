@@ -153,5 +153,23 @@ class MapStore:
         except Exception as exc:  # rasterio raises several types for corrupt tiles
             raise InputRejected(f"map tiles unreadable: {exc}", reason="map") from None
 
+    def ortho_gray(self, max_cells: int = 2048) -> tuple[np.ndarray, float, float, float]:
+        """The map's orthophoto as grey levels, north row first, at most `max_cells` a side
+        (for RViz); returns (grey uint8 (H, W), cell size m, x_west_m, y_south_m)."""
+        import rasterio  # noqa: PLC0415
+
+        path = self.directory / ORTHO
+        try:
+            with rasterio.open(path) as f:
+                step = max(1, int(np.ceil(max(f.width, f.height) / max_cells)))
+                shape = (f.count, f.height // step, f.width // step)
+                rgb = f.read(out_shape=shape, resampling=rasterio.enums.Resampling.average)
+        except rasterio.errors.RasterioIOError as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        grey = np.round(rgb[:3].astype(np.float32).mean(0)).astype(np.uint8)
+        res = self.card["res_m"] * step
+        y_south = self.card["y_north_m"] - grey.shape[0] * res
+        return grey, float(res), float(self.card["x_west_m"]), float(y_south)
+
     def close(self) -> None:
         self._ds.close()

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, Imu, NavSatFix
 
@@ -36,6 +36,7 @@ from geoloc_ros.nodes.base import (
     MSG_TYPES,
     RELIABLE_QOS,
     SENSOR_QOS,
+    TF_STATIC_QOS,
     Diagnostics,
     LatestFrameWorker,
     declare_config,
@@ -66,6 +67,10 @@ class MapLocalizerNode(Node):
         self._pub = self.create_publisher(PoseWithCovarianceStamped, "map_localizer/fix",
                                           RELIABLE_QOS)  # fmt: skip
         self._info = None
+        if self.config.ortho_max_cells > 0:
+            self._ortho_pub = self.create_publisher(OccupancyGrid, "map_localizer/ortho",
+                                                    TF_STATIC_QOS)  # fmt: skip
+            self._publish_ortho()
         self._worker = LatestFrameWorker(self.process, "map_localizer")
         self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS)
         self.create_subscription(Image, "image", self._on_image, SENSOR_QOS)
@@ -76,6 +81,22 @@ class MapLocalizerNode(Node):
             f"map localizer ({self.localizer.cfg.platform}) on map {self.config.map}, "
             f"{self.config.yaw_bins} yaw bins, {self.config.window_m:g} m window"
         )
+
+    def _publish_ortho(self) -> None:
+        """The map's orthophoto once, latched: RViz's Map display (colour scheme raw)."""
+        from geoloc_ros.io.convert import occupancy_grid_from_grey  # noqa: PLC0415
+
+        try:
+            grey, res, x_west, y_south = self.localizer.store.ortho_gray(
+                self.config.ortho_max_cells
+            )
+        except GeolocError as exc:
+            self.get_logger().warning(f"no orthophoto for RViz: {exc}")
+            return
+        t = self.get_clock().now().nanoseconds * 1e-9
+        msg = occupancy_grid_from_grey(grey, res, x_west, y_south, self.config.map_frame, t,
+                                       MSG_TYPES)  # fmt: skip
+        self._ortho_pub.publish(msg)
 
     # --- inputs -------------------------------------------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
