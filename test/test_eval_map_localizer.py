@@ -48,6 +48,7 @@ def test_eval_writes_one_map_fix_per_image_from_a_noisy_true_prior(flight, tmp_p
     assert set(ml["rejected"]) <= {"image/outside_map"} and ml["fixes"] >= IMAGES // 2
     # the config says a forward camera; the bag's /tf_static says nadir and must win
     assert ml["camera_mount"] == "tf_static"
+    assert ml["attitude"] == "orientation"  # the simulated IMU reports its AHRS orientation
     t, p, _ = read_tum(tmp_path / "map_localizer.tum")
     assert len(t) == ml["fixes"] and np.all(np.isfinite(p))
     assert (tmp_path / "ground_truth.tum").is_file()

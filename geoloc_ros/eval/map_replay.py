@@ -38,6 +38,7 @@ class MapLocalizerRun:
     rejections: list[Rejection] = field(default_factory=list)
     prior: str = "gnss"  # "truth+noise" or "gnss"
     camera_mount: str = "config"  # "tf_static" or "config"
+    attitude: str = "none"  # roll/pitch source: "orientation" (the IMU's AHRS) or "accelerometer"
     wall_s: float = 0.0
 
     def trajectory(self, published_only: bool = False, publish_multimodal: bool = False):
@@ -118,6 +119,7 @@ def replay_map_localizer(
                 name = m.topic.lstrip("/")
                 run.rejections.append(Rejection(_stamp(m), name, exc.reason, str(exc)))
         run.wall_s = time.perf_counter() - t0
+    run.attitude = gravity.source
     return run
 
 
@@ -179,6 +181,7 @@ def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -
         "multimodal": int(sum(f.multimodal for f in run.fixes)),
         "prior": run.prior,
         "camera_mount": run.camera_mount,
+        "attitude": run.attitude,
         "rejected": dict(Counter(f"{r.input}/{r.reason}" for r in run.rejections)),
         "wall_s": run.wall_s,
     }
