@@ -62,6 +62,17 @@ def _cmd_bag_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        from geoloc_ros.nodes.bag_player import main_replay  # noqa: PLC0415
+    except ImportError as exc:
+        from geoloc_ros.errors import GeolocError  # noqa: PLC0415
+
+        raise GeolocError(f"geoloc replay needs rclpy (make test installs it): {exc}") from None
+    return main_replay(args.bag, args.rate, args.loop, args.topics or (), args.clock_hz,
+                       not args.quiet)  # fmt: skip
+
+
 def _prepare_out_dir(path: Path) -> None:
     """Create the output folder up front, so an unwritable --out fails before any work."""
     from geoloc_ros.errors import GeolocError  # noqa: PLC0415
@@ -108,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .mcap file (or rosbag2 directory)")
     p.add_argument("--topics", nargs="*", help="only these topics")
     p.set_defaults(func=_cmd_bag_convert)
+
+    p = sub.add_parser("replay", help="publish a bag over ROS with /clock (ros2 bag play "
+                       "without ROS); run the nodes with use_sim_time:=true")  # fmt: skip
+    p.add_argument("bag", help="rosbag2 directory, .mcap, .db3 or ROS 1 .bag")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1x)")
+    p.add_argument("--loop", action="store_true", help="start over at the end")
+    p.add_argument("--topics", nargs="*", help="only these topics")
+    p.add_argument("--clock-hz", type=float, default=100.0, help="/clock rate in bag time")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_replay)
 
     from geoloc_ros.benchmarks.cli import add_parsers as add_bench  # noqa: PLC0415
     from geoloc_ros.eval.cli import add_parsers as add_eval  # noqa: PLC0415
