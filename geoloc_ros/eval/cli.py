@@ -19,7 +19,20 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from geoloc_ros.errors import GeolocError  # noqa: PLC0415
     from geoloc_ros.eval.report import fusion_config, parse_estimators, run_eval  # noqa: PLC0415
+
+    if args.compare:
+        from geoloc_ros.eval.compare import compare_runs, format_rows  # noqa: PLC0415
+
+        if args.bag:
+            raise GeolocError("give a bag or --compare REPORT..., not both")
+        r = compare_runs(args.compare, args.out, args.compare_estimate)
+        print(format_rows(r["rows"]))
+        print(f"wrote {args.out}/compare.json and compare.png ({r['estimate']} overlaid)")
+        return 0
+    if not args.bag:
+        raise GeolocError("give a bag to evaluate (or --compare REPORT...)")
 
     estimators = parse_estimators(args.estimators)
     cfg = fusion_config(args.config, args.set or ())
@@ -99,7 +112,12 @@ def format_table(rep: dict[str, Any]) -> str:
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("eval", help="replay a bag through the estimators and measure them")
-    p.add_argument("bag", help="rosbag2 (.mcap, directory) with /imu, /fix, ... (DESIGN.md)")
+    p.add_argument("bag", nargs="?",
+                   help="rosbag2 (.mcap, directory) with /imu, /fix, ... (DESIGN.md)")  # fmt: skip
+    p.add_argument("--compare", nargs="+", metavar="REPORT",
+                   help="instead of a bag: eval report folders to put side by side")  # fmt: skip
+    p.add_argument("--compare-estimate", default="fusion",
+                   help="the estimate --compare overlays (default fusion)")  # fmt: skip
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--estimators", default="fusion,gnss",
                    help="comma-separated: fusion, gnss (raw fixes), posenet, map_localizer; "
