@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from geoloc_ros.errors import ConfigError
 from geoloc_ros.eval.report import fusion_config, run_eval
 from geoloc_ros.eval.tum import read_tum
 from geoloc_ros.neuralmap.inputs import MapLocalizerConfig
@@ -30,7 +31,9 @@ def flight(tmp_path_factory):
     bag = root / "drone.mcap"
     simulate_drive(world, DriveConfig("drone", 2.0, seed=5), bag, progress=False)
     build_map(root / "map", shipped_model_dir("drone"), world=root / "w", progress=False)
-    return bag, root / "map", world
+    longer = root / "drone8.mcap"  # the fusion needs ~5 s of GNSS before it has a state
+    simulate_drive(world, DriveConfig("drone", 8.0, seed=5), longer, progress=False)
+    return bag, root / "map", world, longer
 
 
 def _cfg(map_dir) -> MapLocalizerConfig:
@@ -39,7 +42,7 @@ def _cfg(map_dir) -> MapLocalizerConfig:
 
 
 def test_eval_writes_one_map_fix_per_image_from_a_noisy_true_prior(flight, tmp_path):
-    bag, map_dir, world = flight
+    bag, map_dir, world, _ = flight
     rep = run_eval(bag, tmp_path, fusion_config(None), ["map_localizer"], progress=False,
                    map_localizer=_cfg(map_dir), prior_sigma_m=20.0, seed=3)  # fmt: skip
     ml = rep["estimates"]["map_localizer"]
@@ -62,7 +65,7 @@ def test_eval_writes_one_map_fix_per_image_from_a_noisy_true_prior(flight, tmp_p
 
 
 def test_eval_without_a_prior_flag_uses_the_gnss_fixes(flight, tmp_path):
-    bag, map_dir, _ = flight
+    bag, map_dir, _, _ = flight
     rep = run_eval(bag, tmp_path, fusion_config(None), ["gnss", "map_localizer"],
                    progress=False, map_localizer=_cfg(map_dir))  # fmt: skip
     ml = rep["estimates"]["map_localizer"]
@@ -73,7 +76,39 @@ def test_eval_without_a_prior_flag_uses_the_gnss_fixes(flight, tmp_path):
 def test_eval_cli_refuses_map_localizer_without_a_map(flight, tmp_path, capsys):
     from geoloc_ros.cli import main
 
-    bag, _, _ = flight
+    bag, _, _, _ = flight
     rc = main(["eval", str(bag), "--estimators", "map_localizer", "--out", str(tmp_path / "o"),
                "-q"])  # fmt: skip
     assert rc == 1 and "needs a map folder (--map)" in capsys.readouterr().err
+
+
+def test_drone_fixes_carry_the_ahrs_tilt_error_in_their_covariance(flight):
+    from geoloc_ros.eval.map_replay import replay_map_localizer
+    from geoloc_ros.neuralmap.localizer import MapLocalizer
+
+    bag, map_dir, _, _ = flight
+    cfg = _cfg(map_dir)
+    run = replay_map_localizer(bag, MapLocalizer(cfg.params()), cfg, None, progress=False)
+    assert run.attitude == "orientation" and len(run.fixes) >= IMAGES - 2
+    # the simulated drone AHRS reports 0.02 rad of roll/pitch 1-sigma: at ~85 m above the
+    # ground a footprint shift of 1.7 m 1-sigma, which the volume alone cannot see
+    h = np.array(run.z_m) - 0.15
+    floor = (h * np.tan(0.02)) ** 2
+    var_x = np.array([f.cov_xyyaw[0, 0] for f in run.fixes])
+    assert np.all(var_x >= floor - 1e-9) and np.median(h) > 40.0
+
+
+def test_fusing_the_map_localizer_runs_it_in_the_loop(flight, tmp_path):
+    _, map_dir, _, bag = flight
+    rep = run_eval(bag, tmp_path, fusion_config(None, ["visual_gate_chi2=16.3"]),
+                   ["fusion", "gnss"], progress=False, map_localizer=_cfg(map_dir),
+                   fuse=["map_localizer"])  # fmt: skip
+    fused = rep["fused"]["map_localizer/fix"]
+    assert fused["fixes_to_fusion"] >= 1
+    counts = rep["fusion_counts"]
+    # every fix that reached the fusion was used or gated against its state, none lost
+    assert counts.get("pose3_used", 0) + counts.get("pose3_gated", 0) >= 1
+    assert "map_localizer" not in rep["estimates"]  # fused only, not evaluated on its own
+    with pytest.raises(ConfigError, match="cannot fuse 'posenet'"):
+        run_eval(bag, tmp_path, fusion_config(None), ["fusion"], progress=False,
+                 map_localizer=_cfg(map_dir), fuse=["posenet"])  # fmt: skip

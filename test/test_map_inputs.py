@@ -68,3 +68,38 @@ def test_config_rejects_a_bad_imu_mount_and_prior_bounds():
         MapLocalizerConfig(q_base_imu=[0.0, 0.0, 0.0, 2.0])
     with pytest.raises(ConfigError, match="min_prior_sigma_m"):
         MapLocalizerConfig(min_prior_sigma_m=50.0)
+
+
+def test_the_tilt_sigma_follows_the_source_of_roll_and_pitch():
+    g = GravityFilter(0.5, accel_tilt_sigma_rad=np.radians(3.0))
+    g.update(0.0, [0.0, 0.0, 9.81])
+    assert g.tilt_sigma_rad == pytest.approx(np.radians(3.0))
+    g.update(0.1, [0.0, 0.0, 9.81], [0.0, 0.0, 0.0, 1.0], np.diag([4e-4, 1e-4, 1e-2]))
+    assert g.tilt_sigma_rad == pytest.approx(0.02)  # the larger of roll and pitch
+
+
+def test_a_fused_state_is_a_prior_with_yaw_only_when_the_yaw_is_certain():
+    from geoloc_ros.neuralmap.inputs import posefix_of, prior_from_state
+    from geoloc_ros.types import NavState
+
+    cfg = MapLocalizerConfig(yaw_prior_deg=15.0, max_prior_sigma_m=40.0)
+    cov = np.diag([9.0, 4.0, 1.0, 0.01, 0.01, np.radians(5.0) ** 2])
+    s = NavState(1.0, np.array([3.0, 4.0, 5.0]), xyzw_from_rpy(0, 0, 0.5), cov_pose_6x6=cov)
+    xy, z, sigma, yaw = prior_from_state(s, cfg)
+    assert xy.tolist() == [3.0, 4.0] and z == 5.0 and sigma == 3.0 and yaw == pytest.approx(0.5)
+    cov[5, 5] = np.radians(30.0) ** 2
+    cov[0, 0] = 1e4
+    _, _, sigma, yaw = prior_from_state(s, cfg)
+    assert yaw is None and sigma == 40.0  # clipped to max_prior_sigma_m
+    cov[0, 0] = np.nan
+    with pytest.raises(InputRejected, match="finite"):
+        prior_from_state(s, cfg)
+
+    class Fix:
+        xy_m, yaw_rad = np.array([1.0, 2.0]), 0.3
+        cov_xyyaw = np.diag([0.25, 0.36, 0.01])
+
+    p = posefix_of(2.0, Fix, 7.0, "map")
+    assert p.dof == 3 and p.p_m.tolist() == [1.0, 2.0, 7.0] and p.frame_id == "map"
+    c = p.cov_pose_6x6
+    assert c[0, 0] == 0.25 and c[1, 1] == 0.36 and c[5, 5] == 0.01 and c[2, 2] == 1e6

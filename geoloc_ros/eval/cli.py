@@ -39,10 +39,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from geoloc_ros.posenet.localizer import PoseNetParams  # noqa: PLC0415
 
     posenet = PoseNetParams(model=args.posenet_model, backend=args.posenet_backend)
-    mcfg = map_localizer_config(args) if "map_localizer" in estimators else None
+    fuse = [f.strip() for f in (args.fuse or "").split(",") if f.strip()]
+    wants_map = "map_localizer" in estimators or "map_localizer" in fuse
+    mcfg = map_localizer_config(args) if wants_map else None
     rep = run_eval(args.bag, args.out, cfg, estimators, args.gnss_outage, args.no_gnss,
                    progress=not args.quiet, posenet=posenet, map_localizer=mcfg,
-                   prior_sigma_m=args.prior_sigma, seed=args.seed)  # fmt: skip
+                   prior_sigma_m=args.prior_sigma, seed=args.seed, fuse=fuse)  # fmt: skip
     print(format_table(rep))
     print(f"report in {args.out}/ (metrics.json, *.tum, trajectories.png, errors.png)")
     return 0
@@ -102,6 +104,9 @@ def format_table(rep: dict[str, Any]) -> str:
         rows.append(f"map_localizer: within 1/3/5 m {pos} %, within 1/3/5 deg {yaw} %; "
                     f"95% region holds {100 * ml['coverage95_xy']:.1f} %; "
                     f"{ml['multimodal']} of {ml['fixes']} multi-modal")  # fmt: skip
+    for name, f in rep.get("fused", {}).items():
+        rows.append(f"fused {name}: {f['fixes_to_fusion']} fixes to the fusion, "
+                    f"{f['withheld_multimodal']} multi-modal withheld")  # fmt: skip
     if rep["rejections"]:
         rows.append("rejected: " + ", ".join(f"{k} {v}" for k, v in rep["rejections"].items()))
     rf = rep.get("realtime_factor")
@@ -133,6 +138,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--posenet-model", default="",
                    help="PoseNet model folder (default: the shipped demo-world model)")  # fmt: skip
     p.add_argument("--posenet-backend", default="torch", help="torch, onnxruntime or tensorrt")
+    p.add_argument("--fuse", metavar="LOCALIZERS",
+                   help="visual fixes the fusion consumes, computed in the loop with the "
+                   "fusion state as prior (as on the vehicle): map_localizer")  # fmt: skip
     p.add_argument("--map", default="", help="map folder for map_localizer (geoloc map build)")
     p.add_argument(
         "--map-model",

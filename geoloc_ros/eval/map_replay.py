@@ -24,7 +24,7 @@ from geoloc_ros.io import topics
 from geoloc_ros.io.bag import BagReader
 from geoloc_ros.io.convert import camera_frame_from_msgs, gnss_from_msg, imu_from_msg, stamp_of
 from geoloc_ros.io.tf import StaticTransforms
-from geoloc_ros.neuralmap.inputs import GravityFilter, MapLocalizerConfig
+from geoloc_ros.neuralmap.inputs import MapLocalizerConfig, camera_mount
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
 
 BASE_FRAME = "base_link"
@@ -74,7 +74,7 @@ def replay_map_localizer(
         raise BagError(f"--prior-sigma must be positive, got {prior_sigma_m}")
     rng = np.random.default_rng(seed)
     ltp = LocalTangentPlane(*loc.store.datum)
-    gravity = GravityFilter(cfg.gravity_time_constant_s, cfg.q_base_imu)
+    gravity = cfg.gravity_filter()
     tf = StaticTransforms()
     run = MapLocalizerRun(prior="truth+noise" if prior_sigma_m is not None else "gnss")
     gnss = None  # (t_s, xy, z, sigma)
@@ -96,7 +96,7 @@ def replay_map_localizer(
                     info = m.msg
                 elif m.topic == topics.IMU:
                     s = imu_from_msg(m.msg)
-                    gravity.update(s.t_s, s.accel_mps2, s.q_xyzw)
+                    gravity.update(s.t_s, s.accel_mps2, s.q_xyzw, s.cov_orientation_3x3)
                 elif m.topic == topics.FIX:
                     gnss = _gnss_prior(m.msg, ltp) or gnss
                 else:
@@ -104,14 +104,15 @@ def replay_map_localizer(
                         raise InputRejected("no camera_info yet: the camera is uncalibrated",
                                             "camera_info")  # fmt: skip
                     frame = camera_frame_from_msgs(m.msg, info, want="rgb8")
-                    T_base_cam = _camera_mount(tf, frame.frame_id, cfg, run)
+                    T_base_cam, run.camera_mount = camera_mount(tf, frame.frame_id, cfg)
                     if prior_sigma_m is not None:
                         xy, z, sigma = _truth_prior(truth, frame.t_s, prior_sigma_m, rng)
                     else:
                         xy, z, sigma = _latest_gnss(gnss, frame.t_s, cfg)
                     height = z + T_base_cam[2, 3] - cfg.ground_z_m
                     fix = loc.localize(frame.image, frame.K_3x3, gravity.roll_pitch(), T_base_cam,
-                                       xy, sigma, None, height)  # fmt: skip
+                                       xy, sigma, None, height,
+                                       gravity.tilt_sigma_rad)  # fmt: skip
                     run.t_s.append(frame.t_s)
                     run.fixes.append(fix)
                     run.z_m.append(z)
@@ -154,19 +155,6 @@ def _truth_prior(truth: Trajectory, t_s: float, sigma_m: float, rng: np.random.G
     if not ok[0]:
         raise InputRejected("no ground truth at this image's stamp", "prior")
     return at.p_m[0, :2] + noise, float(at.p_m[0, 2]), float(sigma_m)
-
-
-def _camera_mount(tf: StaticTransforms, frame_id: str, cfg: MapLocalizerConfig,
-                  run: MapLocalizerRun) -> np.ndarray:  # fmt: skip
-    if frame_id and len(tf):
-        try:
-            T = tf.lookup(BASE_FRAME, frame_id)
-            run.camera_mount = "tf_static"
-            return T
-        except InputRejected:
-            pass
-    run.camera_mount = "config"
-    return cfg.T_base_cam()
 
 
 def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -> dict:

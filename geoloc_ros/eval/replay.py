@@ -71,8 +71,13 @@ def replay_fusion(
     gnss_outage_s: tuple[float, float] | None = None,
     no_gnss: bool = False,
     progress: bool = True,
+    sources: Sequence = (),
 ) -> ReplayResult:
-    """Run the fusion over a bag; `gnss_outage_s` = (start from bag start, duration) withheld."""
+    """Run the fusion over a bag; `gnss_outage_s` = (start from bag start, duration) withheld.
+
+    `sources` (eval.sources) compute visual fixes in the loop from the bag's images with
+    the fusion's current state as prior; a recorded topic of the same input is then ignored.
+    """
     import time  # noqa: PLC0415
 
     from tqdm import tqdm  # noqa: PLC0415
@@ -82,7 +87,11 @@ def replay_fusion(
         present = {t.topic: t.count for t in bag.topics()}
         if topics.IMU not in present:
             raise BagError(f"{bag_path}: no {topics.IMU} topic; the fusion needs an IMU")
-        wanted = [t for t in (*BAG_INPUTS, topics.GROUND_TRUTH) if t in present]
+        live = {"/" + src.input_name for src in sources}
+        source_topics = {t for src in sources for t in src.topics}
+        wanted = [t for t in (*BAG_INPUTS, topics.GROUND_TRUTH, *sorted(source_topics))
+                  if t in present and t not in live]  # fmt: skip
+        wanted = list(dict.fromkeys(wanted))
         res = ReplayResult(bag.start_s, duration_s=bag.end_s - bag.start_s)
         res.latency_s = cfg.gnss_latency_s
         if gnss_outage_s is not None:
@@ -90,12 +99,16 @@ def replay_fusion(
             res.outage_s = (a, a + gnss_outage_s[1])
         total = sum(present[t] for t in wanted)
         t0 = time.perf_counter()
-        last_kf = None
         bar = tqdm(bag.messages(wanted), total=total, disable=not progress, unit="msg",
                    desc=f"eval {Path(bag_path).name}", leave=False)  # fmt: skip
         for m in bar:
             if m.topic == topics.GROUND_TRUTH:
                 _keep_ground_truth(res, m.msg)
+                continue
+            if m.topic in source_topics:
+                _run_sources(res, pipeline, sources, m)
+            if m.topic not in BAG_INPUTS:
+                _keep_keyframe(res, pipeline)
                 continue
             name = BAG_INPUTS[m.topic]
             if name == "fix" and _withheld(res, m.msg, no_gnss):
@@ -106,17 +119,39 @@ def replay_fusion(
                 res.rejections.append(Rejection(_stamp(m), name, exc.reason, str(exc)))
             if name == "fix":
                 _keep_fix(res, pipeline, m.msg)
-            res.decisions.extend(pipeline.take_decisions())
-            s = pipeline.estimator.state
-            if s is not None and s.t_s != last_kf:
-                res.fusion.append(s)
-                last_kf = s.t_s
+            _keep_keyframe(res, pipeline)
         res.wall_s = time.perf_counter() - t0
     ltp = pipeline.estimator.ltp
     res.datum = (ltp.lat0_deg, ltp.lon0_deg, ltp.alt0_m) if ltp is not None else None
     res.resets = pipeline.resets
     res.counts = dict(pipeline.estimator.counts)
     return res
+
+
+def _keep_keyframe(res: ReplayResult, pipeline: FusionPipeline) -> None:
+    """Gating decisions so far, and the state if it is a new keyframe."""
+    res.decisions.extend(pipeline.take_decisions())
+    s = pipeline.estimator.state
+    if s is not None and (not res.fusion or s.t_s != res.fusion[-1].t_s):
+        res.fusion.append(s)
+
+
+def _run_sources(res: ReplayResult, pipeline: FusionPipeline, sources, m) -> None:
+    """Hand a message to the visual sources; feed the fixes they return to the fusion."""
+    from geoloc_ros.io.convert import msg_from_posefix  # noqa: PLC0415
+    from geoloc_ros.io.msgtypes import RosbagsTypes, default_typestore  # noqa: PLC0415
+
+    for src in sources:
+        if m.topic not in src.topics:
+            continue
+        try:
+            fix = src.on_message(m.topic, m.msg, pipeline.estimator.state)
+            if fix is not None:
+                msg = msg_from_posefix(fix, RosbagsTypes(default_typestore()))
+                pipeline.handle(src.input_name, msg)
+        except InputRejected as exc:
+            if m.topic == topics.IMAGE:  # the fusion reports bad IMU messages itself
+                res.rejections.append(Rejection(_stamp(m), src.input_name, exc.reason, str(exc)))
 
 
 def _stamp(m) -> float:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 ESTIMATORS = ("fusion", "gnss", "posenet", "map_localizer")
 """What `--estimators` can name."""
 DEFAULT_ESTIMATORS = ("fusion", "gnss")
+FUSABLE = ("map_localizer",)
+"""Visual localizers `--fuse` can put in the fusion's loop."""
 
 FUSION_NODE = "fusion_node"
 
@@ -80,12 +82,18 @@ def run_eval(
     map_localizer: MapLocalizerConfig | None = None,
     prior_sigma_m: float | None = None,
     seed: int = 0,
+    fuse: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Replay, measure, write the report; returns what metrics.json holds.
 
     With posenet or map_localizer, the map frame is the model's or the map's (its datum
     becomes the fusion's when none is configured), so every TUM file shares one frame.
+    `fuse` names visual localizers whose fixes the fusion consumes in the loop (the
+    fusion state is their prior, as on the vehicle): today "map_localizer".
     """
+    unknown = [f for f in fuse if f not in FUSABLE]
+    if unknown:
+        raise ConfigError(f"cannot fuse {unknown[0]!r}; available: {', '.join(FUSABLE)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if no_gnss:
@@ -98,9 +106,14 @@ def run_eval(
         elif loc.bundle.area.get("datum"):
             cfg = dataclasses.replace(cfg, datum=list(loc.bundle.area["datum"]))
     mloc = None
-    if "map_localizer" in estimators:
+    if "map_localizer" in estimators or "map_localizer" in fuse:
         mloc, cfg = _map_localizer(map_localizer, cfg)
-    res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress)
+    sources = []
+    if "map_localizer" in fuse:
+        from geoloc_ros.eval.sources import MapLocalizerSource  # noqa: PLC0415
+
+        sources.append(MapLocalizerSource(mloc, map_localizer))
+    res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress, sources)
     ltp = LocalTangentPlane(*res.datum) if res.datum else None
     trajs: dict[str, Trajectory] = {}
     if "fusion" in estimators:
@@ -113,7 +126,7 @@ def run_eval(
         trajs["posenet"] = pn.trajectory()
     gt, alignment = _ground_truth(res, ltp)
     mrun = None
-    if mloc is not None:
+    if "map_localizer" in estimators:
         from geoloc_ros.eval.map_replay import replay_map_localizer  # noqa: PLC0415
 
         truth = gt if alignment == "none" else None
@@ -136,6 +149,7 @@ def run_eval(
         "resets": res.resets,
         "withheld_fixes": res.withheld_fixes,
         "rejections": _rejection_counts(res),
+        "fused": {src.input_name: _source_report(src) for src in sources},
     }
     errors: dict[str, metrics.Errors] = {}
     if gt is not None and len(gt) > 1:
@@ -166,6 +180,13 @@ def run_eval(
     _plots(out, res, trajs, gt, errors)
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
     return report
+
+
+def _source_report(src) -> dict[str, Any]:
+    lat = src.log.latency_ms
+    return {"fixes_to_fusion": len(src.log.fixes),
+            "withheld_multimodal": src.log.withheld_multimodal,
+            "latency_ms_median": float(np.median(lat)) if lat else None}  # fmt: skip
 
 
 def _map_localizer(mcfg: MapLocalizerConfig | None, cfg: FusionConfig):

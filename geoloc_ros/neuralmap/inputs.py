@@ -30,6 +30,7 @@ class MapLocalizerConfig(MapLocalizerParams):
     max_prior_sigma_m: float = 40.0
     max_prior_age_s: float = 2.0
     gravity_time_constant_s: float = 0.5
+    accel_tilt_sigma_deg: float = 3.0  # roll/pitch 1-sigma when only the accelerometer gives them
     publish_multimodal: bool = False
     map_frame: str = "map"
     ortho_max_cells: int = 1024  # the map's orthophoto on map_localizer/ortho for RViz; 0 = off
@@ -45,11 +46,19 @@ class MapLocalizerConfig(MapLocalizerParams):
             raise ConfigError("need 0 < min_prior_sigma_m <= max_prior_sigma_m")
         if not (self.max_prior_age_s > 0 and self.gravity_time_constant_s > 0):
             raise ConfigError("max_prior_age_s and gravity_time_constant_s must be positive")
+        if not 0.0 <= self.accel_tilt_sigma_deg <= 45.0:
+            raise ConfigError(
+                f"accel_tilt_sigma_deg must be in [0, 45], got {self.accel_tilt_sigma_deg}"
+            )
 
     def params(self) -> MapLocalizerParams:
         return MapLocalizerParams(
             **{f.name: getattr(self, f.name) for f in fields(MapLocalizerParams)}
         )
+
+    def gravity_filter(self) -> GravityFilter:
+        return GravityFilter(self.gravity_time_constant_s, self.q_base_imu,
+                             np.radians(self.accel_tilt_sigma_deg))  # fmt: skip
 
     def T_base_cam(self) -> np.ndarray:
         """4x4 camera_optical_frame in base_link from camera_xyz_m and camera_pitch_down_deg."""
@@ -64,7 +73,8 @@ class MapLocalizerConfig(MapLocalizerParams):
 class GravityFilter:
     """Gravity direction in base_link: AHRS orientation if reported, else low-passed -accel."""
 
-    def __init__(self, time_constant_s: float = 0.5, q_base_imu=(0.0, 0.0, 0.0, 1.0)) -> None:
+    def __init__(self, time_constant_s: float = 0.5, q_base_imu=(0.0, 0.0, 0.0, 1.0),
+                 accel_tilt_sigma_rad: float = np.radians(3.0)) -> None:  # fmt: skip
         from geoloc_ros.geo.quaternion import matrix_from_xyzw  # noqa: PLC0415
 
         self.time_constant_s = float(time_constant_s)
@@ -72,9 +82,12 @@ class GravityFilter:
         self.g_base: np.ndarray | None = None
         self.t_s: float | None = None
         self.source = "none"  # "orientation" or "accelerometer"
+        self.accel_tilt_sigma_rad = float(accel_tilt_sigma_rad)
+        self.tilt_sigma_rad = float("nan")  # 1-sigma of roll/pitch, for the fix covariance
 
-    def update(self, t_s: float, accel_imu_mps2, q_world_imu_xyzw=None) -> None:
-        """One IMU sample; `q_world_imu_xyzw` is its reported orientation (None if it has none)."""
+    def update(self, t_s: float, accel_imu_mps2, q_world_imu_xyzw=None, cov_rpy_3x3=None) -> None:
+        """One IMU sample; `q_world_imu_xyzw` is its reported orientation (None if it has
+        none) and `cov_rpy_3x3` that orientation's covariance (rad^2)."""
         from geoloc_ros.geo.quaternion import matrix_from_xyzw  # noqa: PLC0415
 
         if q_world_imu_xyzw is not None:
@@ -82,6 +95,10 @@ class GravityFilter:
             g = R_world_base.T @ np.array([0.0, 0.0, -1.0])
             if np.all(np.isfinite(g)):
                 self.g_base, self.t_s, self.source = g, float(t_s), "orientation"
+                self.tilt_sigma_rad = self.accel_tilt_sigma_rad
+                if cov_rpy_3x3 is not None and np.all(np.isfinite(cov_rpy_3x3)):
+                    c = np.asarray(cov_rpy_3x3, float)
+                    self.tilt_sigma_rad = float(np.sqrt(max(c[0, 0], c[1, 1], 0.0)))
                 return
         if self.source == "orientation":
             return  # an IMU that reported orientation before and lost it briefly: keep it
@@ -95,6 +112,7 @@ class GravityFilter:
             self.g_base = (1 - a) * self.g_base + a * g
         self.t_s = float(t_s)
         self.source = "accelerometer"
+        self.tilt_sigma_rad = self.accel_tilt_sigma_rad
 
     def roll_pitch(self) -> tuple[float, float]:
         """(roll, pitch) of base_link; InputRejected when no IMU sample came yet."""
@@ -103,3 +121,48 @@ class GravityFilter:
         if self.g_base is None:
             raise InputRejected("no IMU yet: gravity (roll, pitch) unavailable", "gravity")
         return roll_pitch_from_gravity(self.g_base)
+
+
+def camera_mount(tf, frame_id: str, cfg: MapLocalizerConfig) -> tuple[np.ndarray, str]:
+    """T_base_cam from /tf_static (io.tf.StaticTransforms) when it links base_link to the
+    image's frame, else from the config; also says which ("tf_static" or "config")."""
+    if frame_id and len(tf):
+        try:
+            return tf.lookup("base_link", frame_id), "tf_static"
+        except InputRejected:
+            pass
+    return cfg.T_base_cam(), "config"
+
+
+FREE_VARIANCE = 1e6  # z, roll and pitch of a planar fix: left to the other sensors
+
+
+def prior_from_state(state, cfg: MapLocalizerConfig):
+    """(xy, z, sigma_m, yaw or None) from a fused NavState (odometry/global).
+
+    The yaw joins only when its standard deviation is under `yaw_prior_deg`, so the
+    search narrows to +- that range; the sigma is clipped to the configured bounds.
+    """
+    from geoloc_ros.geo.quaternion import yaw_from_xyzw  # noqa: PLC0415
+
+    p = np.asarray(state.p_m, float)
+    cov = state.cov_pose_6x6
+    if not np.all(np.isfinite(p)) or cov is None or not np.all(np.isfinite(cov)):
+        raise InputRejected("the fused state has no finite position or covariance", "prior")
+    sigma = float(np.sqrt(max(cov[0, 0], cov[1, 1], 0.0)))
+    yaw_ok = 0.0 < cov[5, 5] < np.radians(cfg.yaw_prior_deg) ** 2
+    yaw = yaw_from_xyzw(state.q_xyzw) if yaw_ok else None
+    return p[:2].copy(), float(p[2]), cfg.prior_sigma(sigma), yaw
+
+
+def posefix_of(t_s: float, fix, z_m: float, map_frame: str):
+    """The planar MapFix as the PoseFix map_localizer/fix carries (3-DoF: x, y, yaw)."""
+    from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415
+    from geoloc_ros.types import PoseFix  # noqa: PLC0415
+
+    cov = np.diag([0.0, 0.0, FREE_VARIANCE, FREE_VARIANCE, FREE_VARIANCE, 0.0])
+    cov[:2, :2] = fix.cov_xyyaw[:2, :2]
+    cov[5, 5] = fix.cov_xyyaw[2, 2]
+    p = np.array([fix.xy_m[0], fix.xy_m[1], z_m])
+    q = xyzw_from_rpy(0.0, 0.0, fix.yaw_rad)
+    return PoseFix(t_s, p, q, cov, map_frame, "base_link", 3, "map_localizer")

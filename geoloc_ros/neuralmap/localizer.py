@@ -116,8 +116,13 @@ class MapLocalizer:
         prior_sigma_m: float,
         yaw_prior_rad: float | None = None,
         height_above_ground_m: float | None = None,
+        tilt_sigma_rad: float = 0.0,
     ) -> MapFix:
-        """A fix for one frame; raises InputRejected (no fix) for unusable inputs."""
+        """A fix for one frame; raises InputRejected (no fix) for unusable inputs.
+
+        `tilt_sigma_rad`, the 1-sigma of the roll and pitch given, widens a nadir fix by
+        height x tan(sigma): a tilted footprint and a translated one look the same.
+        """
         import torch  # noqa: PLC0415
 
         prior = np.asarray(prior_xy_m, dtype=float)
@@ -157,6 +162,7 @@ class MapLocalizer:
         raw[:2, :2] = m.cov_xy_m2
         raw[2, 2] = m.var_yaw_rad2
         cov = self.bundle.calibration.apply(raw)
+        cov[:2, :2] += np.eye(2) * self._tilt_variance_m2(height_above_ground_m, tilt_sigma_rad)
         fix = MapFix(xy, m.yaw_rad, cov, raw, m.multimodal, m.second_peak_ratio,
                      peak_index=m.peak_index)  # fmt: skip
         names = ["encoder", "lifting", "map_read", "matching"]
@@ -166,6 +172,13 @@ class MapLocalizer:
             prev = t[n]
         fix.timing_ms["total"] = 1e3 * (prev - t["start"])
         return fix
+
+    def _tilt_variance_m2(self, height_m: float | None, tilt_sigma_rad: float) -> float:
+        """Horizontal variance a roll/pitch error puts on a drone fix (0 for cars and
+        unknown heights: a forward camera's error is not a rigid shift of the view)."""
+        if self.cfg.platform != "drone" or height_m is None or not tilt_sigma_rad > 0:
+            return 0.0
+        return float((height_m * np.tan(min(tilt_sigma_rad, 1.0))) ** 2)
 
     def _bev(self, fr, t: dict):
         """BEV features and confidence of a prepared frame (torch, or the ONNX graph)."""

@@ -28,9 +28,14 @@ from geoloc_ros.io.convert import (
     gnss_from_msg,
     imu_from_msg,
     msg_from_posefix,
+    navstate_from_odometry,
 )
 from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
-from geoloc_ros.neuralmap.inputs import GravityFilter, MapLocalizerConfig
+from geoloc_ros.neuralmap.inputs import (
+    MapLocalizerConfig,
+    posefix_of,
+    prior_from_state,
+)
 from geoloc_ros.neuralmap.localizer import MapLocalizer
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
@@ -44,7 +49,6 @@ from geoloc_ros.nodes.base import (
 )
 
 NODE_NAME = "map_localizer_node"
-FREE_VARIANCE = 1e6
 
 
 class MapLocalizerNode(Node):
@@ -59,7 +63,7 @@ class MapLocalizerNode(Node):
         self.ltp = LocalTangentPlane(*self.localizer.store.datum)
         self.counts = {"published": 0, "multimodal": 0, "dropped": 0, "failed": 0}
         self.last_latency_ms = float("nan")
-        self._gravity = GravityFilter(self.config.gravity_time_constant_s, self.config.q_base_imu)
+        self._gravity = self.config.gravity_filter()
         self._prior = None  # (t_s, xy, z, sigma_m, yaw or None)
         self._prior_from_odom_t = -np.inf
         inputs = ["image", "camera_info", "odometry/global", "fix", "imu"]
@@ -106,26 +110,21 @@ class MapLocalizerNode(Node):
     def _on_imu(self, msg: Imu) -> None:
         try:
             s = imu_from_msg(msg)
-            self._gravity.update(s.t_s, s.accel_mps2, s.q_xyzw)
+            self._gravity.update(s.t_s, s.accel_mps2, s.q_xyzw, s.cov_orientation_3x3)
         except InputRejected as exc:
             self.diag.reject("imu", exc.reason, str(exc))
             return
         self.diag.accept("imu")
 
     def _on_odom(self, msg: Odometry) -> None:
-        p = msg.pose.pose.position
-        cov = np.asarray(msg.pose.covariance, float).reshape(6, 6)
-        xy = np.array([p.x, p.y], float)
-        if not np.all(np.isfinite(xy)) or not np.all(np.isfinite(cov)):
-            self.diag.reject("odometry/global", "nan", "odometry with NaN position or covariance")
+        try:
+            state = navstate_from_odometry(msg)
+            xy, z, sigma, yaw = prior_from_state(state, self.config)
+        except InputRejected as exc:
+            self.diag.reject("odometry/global", exc.reason, str(exc))
             return
-        q = msg.pose.pose.orientation
-        yaw = float(np.arctan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z)))
-        yaw_ok = 0 < cov[5, 5] < np.radians(self.config.yaw_prior_deg) ** 2
-        sigma = float(np.sqrt(max(cov[0, 0], cov[1, 1], 0.0)))
-        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-        self._prior = (t, xy, float(p.z), sigma, yaw if yaw_ok else None)
-        self._prior_from_odom_t = t
+        self._prior = (state.t_s, xy, z, sigma, yaw)
+        self._prior_from_odom_t = state.t_s
         self.diag.accept("odometry/global")
 
     def _on_fix(self, msg: NavSatFix) -> None:
@@ -144,11 +143,13 @@ class MapLocalizerNode(Node):
         self._prior = (f.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma, None)
 
     def _on_image(self, msg: Image) -> None:
-        if self._worker.offer(msg, self._info, self._gravity.g_base, self._prior):
+        if self._worker.offer(
+            msg, self._info, self._gravity.g_base, self._gravity.tilt_sigma_rad, self._prior
+        ):
             self.counts["dropped"] += 1
 
     # --- one frame ----------------------------------------------------------------------
-    def process(self, msg: Image, info, g_base, prior) -> None:
+    def process(self, msg: Image, info, g_base, tilt_sigma_rad: float, prior) -> None:
         """Localize one frame and publish; every problem is a counted reason, never a crash."""
         cfg = self.config
         try:
@@ -166,7 +167,8 @@ class MapLocalizerNode(Node):
             height = z + self.T_base_cam[2, 3] - cfg.ground_z_m
             t0 = time.perf_counter()
             fix = self.localizer.localize(frame.image, frame.K_3x3, roll_pitch_from_gravity(g_base),
-                                          self.T_base_cam, xy, sigma, yaw, height)  # fmt: skip
+                                          self.T_base_cam, xy, sigma, yaw, height,
+                                          tilt_sigma_rad)  # fmt: skip
             self.last_latency_ms = (time.perf_counter() - t0) * 1e3
         except InputRejected as exc:
             self.diag.reject("image", exc.reason, str(exc))
@@ -179,19 +181,8 @@ class MapLocalizerNode(Node):
         if fix.multimodal and not cfg.publish_multimodal:
             self.counts["multimodal"] += 1
             return
-        self._pub.publish(msg_from_posefix(self._posefix(frame.t_s, fix, z), MSG_TYPES))
+        self._pub.publish(msg_from_posefix(posefix_of(frame.t_s, fix, z, cfg.map_frame), MSG_TYPES))
         self.counts["published"] += 1
-
-    def _posefix(self, t_s: float, fix, z: float):
-        from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415
-        from geoloc_ros.types import PoseFix  # noqa: PLC0415
-
-        cov = np.diag([0, 0, FREE_VARIANCE, FREE_VARIANCE, FREE_VARIANCE, 0.0])
-        cov[:2, :2] = fix.cov_xyyaw[:2, :2]
-        cov[5, 5] = fix.cov_xyyaw[2, 2]
-        p = np.array([fix.xy_m[0], fix.xy_m[1], z])
-        q = xyzw_from_rpy(0.0, 0.0, fix.yaw_rad)
-        return PoseFix(t_s, p, q, cov, self.config.map_frame, "base_link", 3, "map_localizer")
 
     def _status(self, now_s: float) -> list[InputStatus]:
         c = self.counts
