@@ -292,3 +292,15 @@ def test_the_shipped_drone_model_loads_checked_and_small():
     assert (d / "neuralmap.safetensors").stat().st_size < 30e6
     assert b.calibration.scale_xy > 0 and "command" in b.training
     build_net(b)
+
+
+def test_tensorrt_backend_without_a_gpu_says_what_is_missing(car_bundle):
+    ort = pytest.importorskip("onnxruntime")
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("TensorRT is available here: the device benchmark measures it")
+    from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
+
+    with pytest.raises(ConfigError, match="lacks TensorrtExecutionProvider.*NVIDIA GPU"):
+        MapLocalizer(MapLocalizerParams(model=str(car_bundle), map="unused", backend="tensorrt"))
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        MapLocalizerParams(backend="openvino")

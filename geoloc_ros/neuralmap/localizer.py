@@ -17,7 +17,7 @@ from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.neuralmap.frame import prepare_frame
 from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine, yaw_bins
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -36,7 +36,7 @@ class MapLocalizerParams:
     use_prior: bool = True  # add the Gaussian position prior to the volume
     device: str = "cpu"
     threads: int = 0
-    backend: str = "torch"  # torch | onnxruntime (the BEV encoder; needs geoloc export neuralmap)
+    backend: str = "torch"  # torch | onnxruntime | tensorrt (BEV encoder from bev.onnx)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -76,10 +76,15 @@ class MapLocalizer:
         self.device = torch.device(params.device)
         self.net = build_net(self.bundle).to(self.device)
         self.ort = None
-        if params.backend == "onnxruntime":
-            from geoloc_ros.runtime.neuralmap_backends import OrtEncoders  # noqa: PLC0415
+        if params.backend != "torch":
+            from geoloc_ros.runtime.neuralmap_backends import (  # noqa: PLC0415
+                OrtEncoders,
+                providers_for,
+            )
 
-            self.ort = OrtEncoders(self.bundle)
+            cache = str(Path.home() / ".cache" / "geoloc_ros" / "trt")
+            providers = providers_for(params.backend, params.device, cache)
+            self.ort = OrtEncoders(self.bundle, providers)
         if not params.map:
             raise ConfigError("no map folder given (build one with `geoloc map build`)")
         self.store = MapStore(params.map)

@@ -70,18 +70,35 @@ def export_onnx(bundle: NeuralMapBundle) -> list[str]:
     return [BEV_ONNX, MAP_ONNX]
 
 
+def providers_for(backend: str, device: str, cache_dir: str) -> list:
+    """onnxruntime execution providers: CPU, CUDA, or TensorRT (FP16, engines cached)."""
+    if backend == "tensorrt":
+        trt = {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+               "trt_engine_cache_path": cache_dir}  # fmt: skip
+        return [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider",
+                "CPUExecutionProvider"]  # fmt: skip
+    if device.startswith("cuda"):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 class OrtEncoders:
     """The two encoders in onnxruntime; same call signatures as NeuralMapNet.bev/map_features."""
 
-    def __init__(self, bundle: NeuralMapBundle, providers: list[str] | None = None) -> None:
+    def __init__(self, bundle: NeuralMapBundle, providers: list | None = None) -> None:
         try:
             import onnxruntime as ort  # noqa: PLC0415
         except ImportError as exc:
             raise ConfigError(f"onnxruntime is not installed: {exc}") from None
         providers = providers or ["CPUExecutionProvider"]
-        missing = set(providers) - set(ort.get_available_providers())
+        names = {p[0] if isinstance(p, tuple) else p for p in providers}
+        missing = names - set(ort.get_available_providers())
         if missing:
-            raise ConfigError(f"onnxruntime lacks {sorted(missing)} on this machine")
+            raise ConfigError(
+                f"onnxruntime lacks {', '.join(sorted(missing))} on this machine (available: "
+                f"{', '.join(ort.get_available_providers())}); TensorRT needs an NVIDIA GPU "
+                "with onnxruntime-gpu and tensorrt installed"
+            )
         opts = ort.SessionOptions()
         self.bev_session = ort.InferenceSession(
             str(bundle.path(BEV_ONNX)), opts, providers=providers
