@@ -300,7 +300,7 @@ def test_tensorrt_backend_without_a_gpu_says_what_is_missing(car_bundle):
         pytest.skip("TensorRT is available here: the device benchmark measures it")
     from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
 
-    with pytest.raises(ConfigError, match="lacks .*TensorrtExecutionProvider.*NVIDIA GPU"):
+    with pytest.raises(ConfigError, match=r"lacks .*TensorrtExecutionProvider.*NVIDIA GPU"):
         MapLocalizer(MapLocalizerParams(model=str(car_bundle), map="unused", backend="tensorrt"))
     with pytest.raises(ConfigError, match="backend must be one of"):
         MapLocalizerParams(backend="openvino")

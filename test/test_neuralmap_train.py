@@ -84,3 +84,30 @@ def test_map_build_from_a_simulated_world(tiny, tmp_path):
     assert card["width"] == card["height"] == 200 and card["res_m"] == 1.0
     assert main(["map", "build", "--ortho", str(tmp_path / "nope.tif"), "--model", str(model),
                  "--out", str(tmp_path / "m2")]) == 1  # fmt: skip
+
+
+def test_init_starts_from_a_saved_model_and_refuses_another_platform(tiny, tmp_path):
+    from geoloc_ros.errors import ConfigError
+
+    base = train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**{**TINY, "epochs": 1}),
+                           progress=False)  # fmt: skip
+    zero_lr = TrainConfig(**{**TINY, "epochs": 1, "lr": 1e-12, "weight_decay": 0.0,
+                             "init": str(tmp_path / "a")})  # fmt: skip
+    tuned = train_neuralmap([tiny / "ds"], tmp_path / "b", zero_lr, progress=False)
+    learned = [k for k in base.state if "running_" not in k and "num_batches" not in k]
+    for k in learned:  # a vanishing learning rate keeps the initial weights (not BN statistics)
+        np.testing.assert_allclose(tuned.state[k], base.state[k], rtol=0, atol=1e-5, err_msg=k)
+    scratch = TrainConfig(**{**TINY, "epochs": 1, "lr": 1e-12, "weight_decay": 0.0, "seed": 1})
+    fresh = train_neuralmap([tiny / "ds"], tmp_path / "c", scratch, progress=False)
+    assert any(not np.allclose(fresh.state[k], base.state[k]) for k in learned)
+    import dataclasses
+
+    from geoloc_ros.neuralmap.bundle import NeuralMapBundle, state_of
+    from geoloc_ros.neuralmap.config import NeuralMapConfig
+    from geoloc_ros.neuralmap.model import NeuralMapNet
+
+    other = dataclasses.replace(NeuralMapConfig.for_platform("car"), match_channels=4)
+    NeuralMapBundle(other, state_of(NeuralMapNet(other))).save(tmp_path / "other")
+    wrong = TrainConfig(**{**TINY, "init": str(tmp_path / "other")})
+    with pytest.raises(ConfigError, match="car model with another configuration"):
+        train_neuralmap([tiny / "ds"], tmp_path / "d", wrong, progress=False)

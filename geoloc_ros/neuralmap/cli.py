@@ -14,7 +14,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         platform=args.platform, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
         threads=args.threads, positions=args.positions, yaw_bins=args.yaw_bins,
         workers=args.workers, max_train=args.max_train, val_samples=args.val_samples,
-        device=args.device, stop_after=args.stop_after,
+        device=args.device, stop_after=args.stop_after, init=args.init,
     )  # fmt: skip
     command = "geoloc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = train_neuralmap(args.data, args.out, tc, args.resume, not args.quiet, command)
@@ -74,6 +74,8 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")
     p.add_argument("--stop-after", type=int, default=0, metavar="STEPS",
                    help="end this run after STEPS steps; --resume continues it")  # fmt: skip
+    p.add_argument("--init", default="", metavar="MODEL",
+                   help="start from this model's weights (fine-tune on new areas)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 

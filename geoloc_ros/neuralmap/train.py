@@ -48,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     device: str = "cpu"
     stop_after: int = 0  # end this run after so many steps (0 = never); --resume continues
+    init: str = ""  # model folder whose weights start the training (fine-tuning)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.positions < 4:
@@ -130,7 +131,10 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     per_epoch = n_train // (tc.batch * world)
     if per_epoch < 1:
         raise ConfigError(f"{n_train} samples are fewer than one batch per process")
-    model = make_step_module(cfg, tc.yaw_bins).to(device)
+    model = make_step_module(cfg, tc.yaw_bins)
+    if tc.init:
+        _init_from(model, tc.init, cfg)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     total = tc.epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, tc.lr, total_steps=total, pct_start=0.1)
@@ -193,6 +197,17 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     }  # fmt: skip
     bundle.save(out)
     return bundle
+
+
+def _init_from(model, directory: str, cfg: NeuralMapConfig) -> None:
+    """Copy a saved model's weights (sha256-checked safetensors) into the step module."""
+    from geoloc_ros.neuralmap.bundle import build_net, load_bundle  # noqa: PLC0415
+
+    b = load_bundle(directory)
+    if b.config != cfg:
+        raise ConfigError(f"--init {directory} is a {b.config.platform} model with another "
+                          "configuration than this training's")  # fmt: skip
+    model.net.load_state_dict(build_net(b).state_dict())
 
 
 def validate(model, val, device) -> dict:
