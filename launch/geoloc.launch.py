@@ -3,7 +3,8 @@
 Starts the fusion node (map -> odom -> base_link TF, odometry/global) and the GNSS-only
 pose node as its baseline (odometry/gnss, no TF); posenet:=true adds posenet_node and
 map:=DIR (a folder from `geoloc map build`) adds map_localizer_node on that map. Parameters
-of all come from config/<platform>.yaml.
+of all come from config/<platform>.yaml; so do the sensor mounts, published on /tf_static
+unless extrinsics:=false (when robot_state_publisher already publishes them).
 """
 
 from pathlib import Path
@@ -60,6 +61,20 @@ def _nodes(context, *args, **kwargs):
                 output="screen",
             )
         )
+    if LaunchConfiguration("extrinsics").perform(context).lower() == "true":
+        from geoloc_ros.extrinsics import static_transforms  # noqa: PLC0415 (only when asked)
+
+        for tf in static_transforms(config):
+            nodes.append(
+                Node(
+                    package="tf2_ros",
+                    executable="static_transform_publisher",
+                    name=f"extrinsics_{tf.child}",
+                    arguments=tf.arguments(),
+                    parameters=[{"use_sim_time": use_sim_time}],
+                    output="log",
+                )
+            )
     map_dir = LaunchConfiguration("map").perform(context)
     if map_dir:
         if not Path(map_dir, "map.json").is_file():
@@ -96,6 +111,12 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="false",
                 choices=["true", "false"],
                 description="run posenet_node (needs a model trained for this area)",
+            ),
+            DeclareLaunchArgument(
+                "extrinsics",
+                default_value="true",
+                choices=["true", "false"],
+                description="publish the config's sensor mounts on /tf_static",
             ),
             DeclareLaunchArgument(
                 "map",

@@ -10,6 +10,7 @@ import importlib
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from geoloc_ros.config import ROS_RESERVED, flatten, load_node_config
@@ -35,7 +36,8 @@ def _node_calls() -> list[dict]:
                 for k in d.keys
                 if isinstance(k, ast.Constant)
             }
-            out.append({f: kw[f].value for f in ("package", "executable", "name")} | {"keys": keys})
+            names = {f: getattr(kw[f], "value", None) for f in ("package", "executable", "name")}
+            out.append(names | {"keys": keys})  # a computed (f-string) name reads as None
     return out
 
 
@@ -61,13 +63,35 @@ def _config_class(module: str):
 
 def test_every_launched_node_is_a_console_script_with_its_own_name():
     scripts = _console_scripts()
-    calls = _node_calls()
+    calls = [c for c in _node_calls() if c["package"] == "geoloc_ros"]
     assert {c["executable"] for c in calls} == {
         "fusion_node", "gnss_pose_node", "posenet_node", "map_localizer_node"
     }  # fmt: skip
     for c in calls:
-        assert c["package"] == "geoloc_ros" and c["executable"] in scripts
+        assert c["executable"] in scripts
         assert c["name"] == c["executable"]  # the config sections are keyed by node name
+    others = [c for c in _node_calls() if c["package"] != "geoloc_ros"]
+    assert [(c["package"], c["executable"]) for c in others] == [
+        ("tf2_ros", "static_transform_publisher")
+    ]
+    assert "<exec_depend>tf2_ros</exec_depend>" in (ROOT / "package.xml").read_text()
+
+
+@pytest.mark.parametrize("platform", _platforms())
+def test_the_extrinsics_published_are_the_mounts_the_nodes_use(platform):
+    from geoloc_ros.extrinsics import static_transforms
+    from geoloc_ros.geo.se3 import T_from_pq
+    from geoloc_ros.neuralmap.inputs import MapLocalizerConfig
+
+    config = ROOT / "config" / f"{platform}.yaml"
+    tfs = {t.child: t for t in static_transforms(config)}
+    assert set(tfs) == {"imu_link", "gnss_link", "camera_optical_frame"}
+    cam = tfs["camera_optical_frame"]
+    ml = load_node_config(MapLocalizerConfig, config, "map_localizer_node")
+    np.testing.assert_allclose(T_from_pq(cam.xyz_m, cam.q_xyzw), ml.T_base_cam(), atol=1e-9)
+    args = cam.arguments()
+    assert args[-4:] == ["--frame-id", "base_link", "--child-frame-id", "camera_optical_frame"]
+    assert float(args[args.index("--z") + 1]) == cam.xyz_m[2]
 
 
 @pytest.mark.parametrize("platform", _platforms())
@@ -76,6 +100,8 @@ def test_each_platform_config_has_a_valid_section_per_launched_node(platform):
     assert config.is_file()
     scripts = _console_scripts()
     for c in _node_calls():
+        if c["package"] != "geoloc_ros":
+            continue
         cls = _config_class(scripts[c["executable"]])
         load_node_config(cls, config, c["name"])  # raises on unknown or mistyped keys
         declared = set(flatten(cls()))
