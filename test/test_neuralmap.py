@@ -304,3 +304,24 @@ def test_tensorrt_backend_without_a_gpu_says_what_is_missing(car_bundle):
         MapLocalizer(MapLocalizerParams(model=str(car_bundle), map="unused", backend="tensorrt"))
     with pytest.raises(ConfigError, match="backend must be one of"):
         MapLocalizerParams(backend="openvino")
+
+
+def test_training_crops_put_the_truth_exactly_on_a_cell_and_a_yaw_bin():
+    from geoloc_ros.neuralmap.data import aligned_crop
+    from geoloc_ros.neuralmap.raster import MapRaster
+
+    n = 200  # a raster whose cells hold their own ENU centre: the crop shows where it samples
+    grid = MapRaster(np.zeros((n, n, 3), np.float32), -100.0, 100.0, 1.0)
+    rows, cols = np.mgrid[0:n, 0:n]
+    grid.data[..., :2] = grid.xy_of(rows, cols)
+    bins, delta = 32, np.radians(3.0)
+    yaw = 5 * 2 * np.pi / bins + delta  # 3 deg past the centre of bin 5
+    xy = np.array([3.3, -7.6])
+    crop, k = aligned_crop(grid, grid.cell_of(xy), yaw, bins, (40, 30), 90)
+    assert k == 5 and crop.shape == (90, 90, 3)
+    np.testing.assert_allclose(crop[40, 30, :2], xy, atol=1e-3)  # the vehicle, on cell (40, 30)
+    # 10 cells east in the crop is 10 m along the true heading's bin centre rotated back
+    v = crop[40, 40, :2] - xy
+    np.testing.assert_allclose(v, 10 * np.array([np.cos(delta), np.sin(delta)]), atol=1e-3)
+    v = crop[30, 30, :2] - xy  # 10 cells up (north) in the crop
+    np.testing.assert_allclose(v, 10 * np.array([-np.sin(delta), np.cos(delta)]), atol=1e-3)
