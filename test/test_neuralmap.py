@@ -283,12 +283,13 @@ def test_onnx_encoders_match_pytorch(tmp_path, car_bundle):
     assert np.allclose(fixes[0].xy_m, fixes[1].xy_m, atol=1e-3)
 
 
-def test_the_shipped_drone_model_loads_checked_and_small():
+@pytest.mark.parametrize("platform", ["car", "drone"])
+def test_the_shipped_models_load_checked_and_small(platform):
     from geoloc_ros.neuralmap.localizer import shipped_model_dir
 
-    d = shipped_model_dir("drone")
+    d = shipped_model_dir(platform)
     b = load_bundle(d)  # verifies the sha256 in the card
-    assert b.config.platform == "drone"
+    assert b.config.platform == platform
     assert (d / "neuralmap.safetensors").stat().st_size < 30e6
     assert b.calibration.scale_xy > 0 and "command" in b.training
     build_net(b)
