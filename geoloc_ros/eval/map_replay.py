@@ -196,5 +196,13 @@ def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -
     )
     s = summary(runs, cal)
     s.pop("rejected", None)
+    # coverage of the covariance the fixes carry (calibrated, plus the tilt term for drones)
+    from geoloc_ros.neuralmap.evaluate import CHI2_95_2DOF, mahalanobis2_xy  # noqa: PLC0415
+
+    cov = np.array([f.cov_xyyaw for f in fixes])
+    inside = mahalanobis2_xy(runs.err_xy_m, cov) <= CHI2_95_2DOF
+    s["coverage95_xy"] = float(inside.mean())
+    uni = ~runs.multimodal
+    s["coverage95_xy_unimodal"] = float(inside[uni].mean()) if uni.any() else None
     out.update(s)
     return out
