@@ -21,7 +21,8 @@ DISPLAY_TYPES = {
 }
 MSG_PACKAGES = {"Odometry": "nav_msgs", "Path": "nav_msgs", "OccupancyGrid": "nav_msgs",
                 "NavSatFix": "sensor_msgs", "PoseWithCovarianceStamped": "geometry_msgs",
-                "DiagnosticArray": "diagnostic_msgs", "TFMessage": "tf2_msgs"}  # fmt: skip
+                "DiagnosticArray": "diagnostic_msgs", "TFMessage": "tf2_msgs",
+                "Clock": "rosgraph_msgs"}  # fmt: skip
 
 
 def _published() -> dict[str, tuple[str, str]]:
