@@ -30,8 +30,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "\nWhat ran: an analytic figure-eight drive was simulated at a WGS84 datum and written\n"
         "as a rosbag2 mcap (/imu, /fix, /ground_truth/odom in ECEF), read back, and replayed\n"
         "through the GNSS-only baseline (the estimator object gnss_pose_node runs).\n"
-        "Not yet built: the neural map localizer and PoseNet. The GTSAM fusion exists\n"
-        "(geoloc eval, fusion_node) but this demo does not run it yet.\n"
+        "The GTSAM fusion, PoseNet and the neural map localizer exist (geoloc eval,\n"
+        "the nodes; README) but this demo does not run them yet.\n"
         f"Outputs in {r.out_dir}/: quickdrive.mcap, gnss.tum, ground_truth.tum, "
         "metrics.json, trajectory.png"
     )
