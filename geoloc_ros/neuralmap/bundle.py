@@ -10,15 +10,14 @@ Unlike PoseNet the model is not tied to an area: the area lives in the map folde
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from geoloc_ros.checksum import sha256_of, verify_sha256
 from geoloc_ros.errors import ConfigError
-from geoloc_ros.modelcard import load_checked_safetensors, read_card
+from geoloc_ros.modelcard import CardedModel, load_checked_safetensors, read_card
 from geoloc_ros.neuralmap.config import NeuralMapConfig
 
 CARD = "neuralmap.json"
@@ -47,14 +46,20 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown calibration keys: {sorted(unknown)}")
-        return cls(**d)
+        from geoloc_ros.config import from_mapping  # noqa: PLC0415
+
+        return from_mapping(cls, d, "model card calibration")  # strict: unknown keys refused
 
 
 @dataclass
-class NeuralMapBundle:
+class NeuralMapBundle(CardedModel):
+    CARD: ClassVar[str] = CARD
+    WEIGHTS: ClassVar[str] = WEIGHTS
+    KIND: ClassVar[str] = "neuralmap"
+    FORMAT: ClassVar[int] = FORMAT
+    WHAT: ClassVar[str] = "the model"
+    EXPORT: ClassVar[str] = "geoloc export neuralmap"
+
     config: NeuralMapConfig
     state: dict[str, np.ndarray]
     calibration: Calibration = field(default_factory=Calibration)
@@ -63,45 +68,9 @@ class NeuralMapBundle:
     metrics: dict = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
-    def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file  # noqa: PLC0415
-
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in self.state.items()}, str(d / WEIGHTS))
-        self.files[WEIGHTS] = sha256_of(d / WEIGHTS)
-        self.directory = d
-        self.write_card()
-        return d
-
-    def add_file(self, name: str) -> None:
-        if self.directory is None:
-            raise ConfigError("save the bundle before adding files to it")
-        self.files[name] = sha256_of(self.directory / name)
-        self.write_card()
-
-    def write_card(self) -> None:
-        card = {
-            "format": FORMAT,
-            "kind": "neuralmap",
-            "config": self.config.to_dict(),
-            "calibration": self.calibration.to_dict(),
-            "files": self.files,
-            "training": self.training,
-            "metrics": self.metrics,
-        }
-        (self.directory / CARD).write_text(json.dumps(card, indent=1, sort_keys=True))
-
-    def path(self, name: str) -> Path:
-        if self.directory is None or name not in self.files:
-            raise ConfigError(f"the model has no {name}; run `geoloc export neuralmap`")
-        p = self.directory / name
-        verify_sha256(p, self.files[name])
-        return p
-
-    @property
-    def weights_sha256(self) -> str:
-        return self.files.get(WEIGHTS, "")
+    def card_body(self) -> dict:
+        return {"config": self.config.to_dict(), "calibration": self.calibration.to_dict(),
+                "training": self.training, "metrics": self.metrics}  # fmt: skip
 
 
 def load_bundle(directory: str | Path) -> NeuralMapBundle:

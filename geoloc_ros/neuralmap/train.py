@@ -12,7 +12,6 @@ GPUs. Only rank 0 writes files.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import os
@@ -24,6 +23,7 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.neuralmap.config import NeuralMapConfig
+from geoloc_ros.trainlog import TrainLog
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     ddp = model
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
-    rec = _Recorder(out / "train_log.csv", fresh=step == 0) if rank == 0 else None
+    rec = TrainLog(out / "train_log.csv", LOG_FIELDS, fresh=step == 0) if rank == 0 else None
     t_start = time.monotonic()
     bar = tqdm(total=total, initial=step, desc="train neuralmap", unit="step",
                disable=not progress or rank != 0)  # fmt: skip
@@ -234,19 +234,6 @@ def validate(model, val, device) -> dict:
     model.train()
     return {"val_loss": float(np.concatenate(nlls).mean()), "val_r1m": float((ep <= 1).mean()),
             "val_r3m": float((ep <= 3).mean()), "val_r3deg": float((ey <= 3).mean())}  # fmt: skip
-
-
-class _Recorder:
-    def __init__(self, path: Path, fresh: bool) -> None:
-        self.path = path
-        if fresh or not path.is_file():
-            with path.open("w", newline="") as f:
-                csv.writer(f).writerow(LOG_FIELDS)
-
-    def row(self, values: dict) -> None:
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([f"{values[k]:.6g}" if isinstance(values[k], float)
-                                    else values[k] for k in LOG_FIELDS])  # fmt: skip
 
 
 def _save_checkpoint(path: Path, model, opt, sched, step: int, tc: TrainConfig) -> None:

@@ -12,15 +12,14 @@ another area than the one the caller works in.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from geoloc_ros.checksum import sha256_of, verify_sha256
 from geoloc_ros.errors import ConfigError
-from geoloc_ros.modelcard import load_checked_safetensors, read_card
+from geoloc_ros.modelcard import CardedModel, load_checked_safetensors, read_card
 from geoloc_ros.posenet.mc import Calibration
 from geoloc_ros.posenet.model import PoseNetConfig
 
@@ -31,8 +30,15 @@ DATUM_TOLERANCE_M = 1.0
 
 
 @dataclass
-class PoseNetBundle:
+class PoseNetBundle(CardedModel):
     """Everything inference needs; `state` maps tensor names to numpy arrays."""
+
+    CARD: ClassVar[str] = CARD
+    WEIGHTS: ClassVar[str] = WEIGHTS
+    KIND: ClassVar[str] = "posenet"
+    FORMAT: ClassVar[int] = FORMAT
+    WHAT: ClassVar[str] = "the PoseNet model"
+    EXPORT: ClassVar[str] = "geoloc export posenet"
 
     config: PoseNetConfig
     area: dict
@@ -49,44 +55,10 @@ class PoseNetBundle:
 
         return NoveltyModel.from_tensors(self.state)
 
-    def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file  # noqa: PLC0415
-
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in self.state.items()}, str(d / WEIGHTS))
-        self.files[WEIGHTS] = sha256_of(d / WEIGHTS)
-        self.directory = d
-        self.write_card()
-        return d
-
-    def add_file(self, name: str) -> None:
-        """Record an extra file of the model folder (an ONNX export) in the card."""
-        if self.directory is None:
-            raise ConfigError("save the bundle before adding files to it")
-        self.files[name] = sha256_of(self.directory / name)
-        self.write_card()
-
-    def write_card(self) -> None:
-        card = {
-            "format": FORMAT,
-            "kind": "posenet",
-            "config": self.config.to_dict(),
-            "area": self.area,
-            "calibration": self.calibration.to_dict(),
-            "files": self.files,
-            "training": self.training,
-            "metrics": self.metrics,
-        }
-        (self.directory / CARD).write_text(json.dumps(card, indent=1, sort_keys=True))
-
-    def path(self, name: str) -> Path:
-        """A checked file of the bundle (raises if absent from the card or altered)."""
-        if self.directory is None or name not in self.files:
-            raise ConfigError(f"the PoseNet model has no {name}; run `geoloc export posenet`")
-        p = self.directory / name
-        verify_sha256(p, self.files[name])
-        return p
+    def card_body(self) -> dict:
+        return {"config": self.config.to_dict(), "area": self.area,
+                "calibration": self.calibration.to_dict(), "training": self.training,
+                "metrics": self.metrics}  # fmt: skip
 
     def check_area(self, datum: list[float] | None, layout_sha256: str | None = None) -> None:
         """Refuse to localize in an area the model was not trained for."""

@@ -97,10 +97,9 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown calibration keys: {sorted(unknown)}")
-        return cls(**d)
+        from geoloc_ros.config import from_mapping  # noqa: PLC0415
+
+        return from_mapping(cls, d, "model card calibration")  # strict: unknown keys refused
 
 
 def mahalanobis2(err: np.ndarray, cov: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ per epoch.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import time
@@ -24,6 +23,7 @@ from geoloc_ros.posenet.evaluate import errors, features, predict, summary
 from geoloc_ros.posenet.mc import Calibration, fit_calibration
 from geoloc_ros.posenet.model import HomoscedasticPoseLoss, PoseNet, PoseNetConfig
 from geoloc_ros.posenet.novelty import fit_novelty
+from geoloc_ros.trainlog import TrainLog
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 2 or not self.lr > 0:
             raise ConfigError(f"need epochs >= 1, batch >= 2, lr > 0: {self}")
-
-
-class _Recorder:
-    """train_log.csv, appended per epoch (kept across resumes)."""
-
-    def __init__(self, path: Path, fresh: bool) -> None:
-        self.path = path
-        if fresh or not path.is_file():
-            with path.open("w", newline="") as f:
-                csv.writer(f).writerow(LOG_FIELDS)
-
-    def row(self, values: dict) -> None:
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([_fmt(values[k]) for k in LOG_FIELDS])
-
-
-def _fmt(v) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def _augment(x, g):
@@ -123,7 +105,7 @@ def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bo
         log.info("resuming %s after epoch %d", ckpt, start)
     elif ckpt.is_file():
         raise ConfigError(f"{out} already holds a training run; pass --resume or a new --out")
-    rec = _Recorder(out / "train_log.csv", fresh=start == 0)
+    rec = TrainLog(out / "train_log.csv", LOG_FIELDS, fresh=start == 0)
     t_start = time.monotonic()
     p_all = torch.from_numpy(train.p_m).float()
     q_all = torch.from_numpy(train.q_xyzw).float()
