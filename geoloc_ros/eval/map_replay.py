@@ -17,17 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from geoloc_ros.errors import BagError, InputRejected
+from geoloc_ros.eval.sources import BagFrameLocalizer
 from geoloc_ros.eval.trajectory import Trajectory
 from geoloc_ros.fusion.pipeline import Rejection
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.io import topics
 from geoloc_ros.io.bag import BagReader
-from geoloc_ros.io.convert import camera_frame_from_msgs, gnss_from_msg, imu_from_msg, stamp_of
-from geoloc_ros.io.tf import StaticTransforms
-from geoloc_ros.neuralmap.inputs import MapLocalizerConfig, camera_mount
+from geoloc_ros.io.convert import gnss_from_msg, stamp_of
+from geoloc_ros.neuralmap.inputs import MapLocalizerConfig, prior_from_gnss
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
-
-BASE_FRAME = "base_link"
 
 
 @dataclass
@@ -74,53 +72,40 @@ def replay_map_localizer(
         raise BagError(f"--prior-sigma must be positive, got {prior_sigma_m}")
     rng = np.random.default_rng(seed)
     ltp = LocalTangentPlane(*loc.store.datum)
-    gravity = cfg.gravity_filter()
-    tf = StaticTransforms()
+    frames = BagFrameLocalizer(loc, cfg)
     run = MapLocalizerRun(prior="truth+noise" if prior_sigma_m is not None else "gnss")
-    gnss = None  # (t_s, xy, z, sigma)
-    info = None
+    gnss = None  # the newest usable fix as a prior: (t_s, xy, z, sigma)
+
+    def prior(t_s: float):
+        if prior_sigma_m is not None:
+            return _truth_prior(truth, t_s, prior_sigma_m, rng)
+        return _latest_gnss(gnss, t_s, cfg)
+
     with BagReader(bag_path) as bag:
         present = {t.topic: t.count for t in bag.topics()}
         if topics.IMAGE not in present:
             raise BagError(f"{bag_path}: no {topics.IMAGE} topic; the map localizer needs images")
-        wanted = [t for t in (topics.TF_STATIC, topics.CAMERA_INFO, topics.IMU, topics.FIX,
-                              topics.IMAGE) if t in present]  # fmt: skip
+        wanted = [t for t in (*frames.topics, topics.FIX, topics.IMAGE) if t in present]
         t0 = time.perf_counter()
         bar = tqdm(bag.messages(wanted), total=sum(present[t] for t in wanted), unit="msg",
                    desc="map_localizer", disable=not progress, leave=False)  # fmt: skip
         for m in bar:
             try:
-                if m.topic == topics.TF_STATIC:
-                    tf.add_message(m.msg)
-                elif m.topic == topics.CAMERA_INFO:
-                    info = m.msg
-                elif m.topic == topics.IMU:
-                    s = imu_from_msg(m.msg)
-                    gravity.update(s.t_s, s.accel_mps2, s.q_xyzw, s.cov_orientation_3x3)
-                elif m.topic == topics.FIX:
-                    gnss = _gnss_prior(m.msg, ltp) or gnss
-                else:
-                    if info is None:
-                        raise InputRejected("no camera_info yet: the camera is uncalibrated",
-                                            "camera_info")  # fmt: skip
-                    frame = camera_frame_from_msgs(m.msg, info, want="rgb8")
-                    T_base_cam, run.camera_mount = camera_mount(tf, frame.frame_id, cfg)
-                    if prior_sigma_m is not None:
-                        xy, z, sigma = _truth_prior(truth, frame.t_s, prior_sigma_m, rng)
-                    else:
-                        xy, z, sigma = _latest_gnss(gnss, frame.t_s, cfg)
-                    height = z + T_base_cam[2, 3] - cfg.ground_z_m
-                    fix = loc.localize(frame.image, frame.K_3x3, gravity.roll_pitch(), T_base_cam,
-                                       xy, sigma, None, height,
-                                       gravity.tilt_sigma_rad)  # fmt: skip
-                    run.t_s.append(frame.t_s)
+                if m.topic == topics.FIX:
+                    gnss = prior_from_gnss(gnss_from_msg(m.msg), ltp) or gnss
+                elif m.topic == topics.IMAGE:
+                    t_s, fix, z = frames.localize(m.msg, prior)
+                    run.t_s.append(t_s)
                     run.fixes.append(fix)
                     run.z_m.append(z)
+                else:
+                    frames.consume(m.topic, m.msg)
             except InputRejected as exc:
                 name = m.topic.lstrip("/")
                 run.rejections.append(Rejection(_stamp(m), name, exc.reason, str(exc)))
         run.wall_s = time.perf_counter() - t0
-    run.attitude = gravity.source
+    run.attitude = frames.gravity.source
+    run.camera_mount = frames.camera_mount
     return run
 
 
@@ -131,22 +116,13 @@ def _stamp(m) -> float:
         return m.t_log_s
 
 
-def _gnss_prior(msg, ltp: LocalTangentPlane):
-    fix = gnss_from_msg(msg)
-    if not fix.has_fix or fix.cov_enu_3x3 is None:
-        return None
-    enu = ltp.enu_from_geodetic(fix.lat_deg, fix.lon_deg, fix.alt_m)
-    sigma = float(np.sqrt(max(fix.cov_enu_3x3[0, 0], fix.cov_enu_3x3[1, 1])))
-    return fix.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma
-
-
 def _latest_gnss(gnss, t_s: float, cfg: MapLocalizerConfig):
     if gnss is None:
         raise InputRejected("no GNSS fix yet for the prior", "prior")
     t_fix, xy, z, sigma = gnss
     if abs(t_s - t_fix) > cfg.max_prior_age_s:
         raise InputRejected(f"the GNSS prior is {t_s - t_fix:.1f} s from the image", "prior")
-    return xy, z, cfg.prior_sigma(sigma)
+    return xy, z, cfg.prior_sigma(sigma), None
 
 
 def _truth_prior(truth: Trajectory, t_s: float, sigma_m: float, rng: np.random.Generator):
@@ -154,7 +130,7 @@ def _truth_prior(truth: Trajectory, t_s: float, sigma_m: float, rng: np.random.G
     noise = rng.normal(0.0, sigma_m, 2)  # drawn for every image: the seed fixes the sequence
     if not ok[0]:
         raise InputRejected("no ground truth at this image's stamp", "prior")
-    return at.p_m[0, :2] + noise, float(at.p_m[0, 2]), float(sigma_m)
+    return at.p_m[0, :2] + noise, float(at.p_m[0, 2]), float(sigma_m), None
 
 
 def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -> dict:

@@ -9,6 +9,7 @@ same MapLocalizer, GravityFilter and prior rules, without DDS.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from geoloc_ros.errors import InputRejected
@@ -21,7 +22,7 @@ from geoloc_ros.neuralmap.inputs import (
     posefix_of,
     prior_from_state,
 )
-from geoloc_ros.neuralmap.localizer import MapLocalizer
+from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
 from geoloc_ros.types import NavState, PoseFix
 
 
@@ -32,21 +33,21 @@ class SourceLog:
     latency_ms: list[float] = field(default_factory=list)
 
 
-class MapLocalizerSource:
-    """map_localizer_node's per-frame logic with the fusion state as the prior."""
+class BagFrameLocalizer:
+    """map_localizer_node's per-frame inputs from a bag (camera_info, /tf_static, gravity
+    from the IMU) and one localization per image with a prior the caller supplies."""
 
-    input_name = "map_localizer/fix"
-    topics = (topics.TF_STATIC, topics.CAMERA_INFO, topics.IMU, topics.IMAGE)
+    topics = (topics.TF_STATIC, topics.CAMERA_INFO, topics.IMU)
 
     def __init__(self, loc: MapLocalizer, cfg: MapLocalizerConfig) -> None:
         self.loc, self.cfg = loc, cfg
         self.gravity = cfg.gravity_filter()
         self.tf = StaticTransforms()
         self.info = None
-        self.log = SourceLog()
+        self.camera_mount = "config"  # where the last mount came from: "tf_static" or "config"
 
-    def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
-        """Consume one bag message; an image gives a fix (or InputRejected with a reason)."""
+    def consume(self, topic: str, msg) -> None:
+        """A message of one of `topics` (an IMU message may raise InputRejected)."""
         if topic == topics.TF_STATIC:
             self.tf.add_message(msg)
         elif topic == topics.CAMERA_INFO:
@@ -54,28 +55,48 @@ class MapLocalizerSource:
         elif topic == topics.IMU:
             s = imu_from_msg(msg)
             self.gravity.update(s.t_s, s.accel_mps2, s.q_xyzw, s.cov_orientation_3x3)
-        elif topic == topics.IMAGE:
-            return self._image(msg, state)
-        return None
 
-    def _image(self, msg, state: NavState | None) -> PoseFix | None:
-        cfg = self.cfg
+    def localize(self, msg, prior: Callable[[float], tuple]) -> tuple[float, MapFix, float]:
+        """(stamp, fix, prior z) of an image; `prior(t_s)` gives (xy, z, sigma_m, yaw or None)."""
         if self.info is None:
             raise InputRejected("no camera_info yet: the camera is uncalibrated", "camera_info")
-        if state is None:
-            raise InputRejected("the fusion has no state yet for the prior", "prior")
         frame = camera_frame_from_msgs(msg, self.info, want="rgb8")
-        if abs(frame.t_s - state.t_s) > cfg.max_prior_age_s:
-            raise InputRejected(f"prior is {frame.t_s - state.t_s:.1f} s from the image", "prior")
-        xy, z, sigma, yaw = prior_from_state(state, cfg)
-        T_base_cam, _ = camera_mount(self.tf, frame.frame_id, cfg)
+        xy, z, sigma, yaw = prior(frame.t_s)
+        T_base_cam, self.camera_mount = camera_mount(self.tf, frame.frame_id, self.cfg)
+        height = z + T_base_cam[2, 3] - self.cfg.ground_z_m
         fix = self.loc.localize(frame.image, frame.K_3x3, self.gravity.roll_pitch(), T_base_cam,
-                                xy, sigma, yaw, z + T_base_cam[2, 3] - cfg.ground_z_m,
-                                self.gravity.tilt_sigma_rad)  # fmt: skip
+                                xy, sigma, yaw, height, self.gravity.tilt_sigma_rad)  # fmt: skip
+        return frame.t_s, fix, z
+
+
+class MapLocalizerSource:
+    """map_localizer_node's per-frame logic with the fusion state as the prior."""
+
+    input_name = "map_localizer/fix"
+    topics = (*BagFrameLocalizer.topics, topics.IMAGE)
+
+    def __init__(self, loc: MapLocalizer, cfg: MapLocalizerConfig) -> None:
+        self.cfg = cfg
+        self.frames = BagFrameLocalizer(loc, cfg)
+        self.log = SourceLog()
+
+    def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
+        """Consume one bag message; an image gives a fix (or InputRejected with a reason)."""
+        if topic != topics.IMAGE:
+            self.frames.consume(topic, msg)
+            return None
+        t_s, fix, z = self.frames.localize(msg, lambda t: self._prior(state, t))
         self.log.latency_ms.append(fix.timing_ms["total"])
-        if fix.multimodal and not cfg.publish_multimodal:
+        if fix.multimodal and not self.cfg.publish_multimodal:
             self.log.withheld_multimodal += 1
             return None
-        out = posefix_of(frame.t_s, fix, z, cfg.map_frame)
+        out = posefix_of(t_s, fix, z, self.cfg.map_frame)
         self.log.fixes.append(out)
         return out
+
+    def _prior(self, state: NavState | None, t_s: float):
+        if state is None:
+            raise InputRejected("the fusion has no state yet for the prior", "prior")
+        if abs(t_s - state.t_s) > self.cfg.max_prior_age_s:
+            raise InputRejected(f"prior is {t_s - state.t_s:.1f} s from the image", "prior")
+        return prior_from_state(state, self.cfg)

@@ -155,6 +155,18 @@ def prior_from_state(state, cfg: MapLocalizerConfig):
     return p[:2].copy(), float(p[2]), cfg.prior_sigma(sigma), yaw
 
 
+def prior_from_gnss(fix, ltp):
+    """(t_s, xy, z, sigma_m) of a GnssFix in the map frame of `ltp`, or None without a
+    position or a covariance (the sigma is the larger horizontal one, unclipped)."""
+    if not fix.has_fix or fix.cov_enu_3x3 is None:
+        return None
+    if not np.all(np.isfinite([fix.lat_deg, fix.lon_deg, fix.alt_m])):
+        return None
+    enu = ltp.enu_from_geodetic(fix.lat_deg, fix.lon_deg, fix.alt_m)
+    sigma = float(np.sqrt(max(fix.cov_enu_3x3[0, 0], fix.cov_enu_3x3[1, 1])))
+    return fix.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma
+
+
 def posefix_of(t_s: float, fix, z_m: float, map_frame: str):
     """The planar MapFix as the PoseFix map_localizer/fix carries (3-DoF: x, y, yaw)."""
     from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415

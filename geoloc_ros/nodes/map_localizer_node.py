@@ -34,6 +34,7 @@ from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
     posefix_of,
+    prior_from_gnss,
     prior_from_state,
 )
 from geoloc_ros.neuralmap.localizer import MapLocalizer
@@ -134,13 +135,11 @@ class MapLocalizerNode(Node):
             self.diag.reject("fix", exc.reason, str(exc))
             return
         self.diag.accept("fix")
-        if f.t_s - self._prior_from_odom_t < self.config.max_prior_age_s or f.cov_enu_3x3 is None:
+        if f.t_s - self._prior_from_odom_t < self.config.max_prior_age_s:
             return  # odometry is the better prior while it flows
-        if f.status.value < 0 or not np.all(np.isfinite([f.lat_deg, f.lon_deg, f.alt_m])):
-            return  # NO_FIX
-        enu = self.ltp.enu_from_geodetic(f.lat_deg, f.lon_deg, f.alt_m)
-        sigma = float(np.sqrt(max(f.cov_enu_3x3[0, 0], f.cov_enu_3x3[1, 1])))
-        self._prior = (f.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma, None)
+        prior = prior_from_gnss(f, self.ltp)  # None without a position or a covariance
+        if prior is not None:
+            self._prior = (*prior, None)
 
     def _on_image(self, msg: Image) -> None:
         if self._worker.offer(
