@@ -163,8 +163,9 @@ def onnx_parity(params: MapLocalizerParams, samples, prior_sigma_m: float, seed:
         same, timing = [], {b: [] for b in locs}
         rng = np.random.default_rng(seed)
         for s in samples:
-            fr = prepare_frame(load_rgb(s.image_path), s.K, cfg, s.roll_pitch_yaw[:2],
-                               s.T_base_cam, s.height_above_ground_m)  # fmt: skip
+            rgb = load_rgb(s.image_path)
+            fr = prepare_frame(rgb, s.K, cfg, s.roll_pitch_yaw[:2], s.T_base_cam,
+                               s.height_above_ground_m)  # fmt: skip
             with torch.inference_mode():
                 f_t, c_t = net.bev(*(torch.from_numpy(a[None]) for a in
                                      (fr.image, fr.grid, fr.valid, fr.elevation)))  # fmt: skip
@@ -175,7 +176,7 @@ def onnx_parity(params: MapLocalizerParams, samples, prior_sigma_m: float, seed:
             fixes = {}
             for b, loc in locs.items():
                 try:
-                    fixes[b] = loc.localize(load_rgb(s.image_path), s.K, s.roll_pitch_yaw[:2],
+                    fixes[b] = loc.localize(rgb, s.K, s.roll_pitch_yaw[:2],
                                             s.T_base_cam, prior, prior_sigma_m, None,
                                             s.height_above_ground_m)  # fmt: skip
                     timing[b].append(fixes[b].timing_ms["total"])
