@@ -16,7 +16,7 @@ from geoloc_ros.fusion.factors import (
 )
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.sim import quickdrive
-from geoloc_ros.types import GnssFix
+from geoloc_ros.types import GnssFix, ImuSample
 
 
 def _numeric_jacobians(factor, values, keys, eps=1e-6):
@@ -147,3 +147,20 @@ def test_time_jump_reset_forgets_the_state():
     assert est.initialized
     est.reset()
     assert not est.initialized and est.state is None and est.ltp is not None
+
+
+def test_no_heading_from_a_multipath_ramp_while_standing_still():
+    """Standing still, then the fixes ramp 20 m away in 0.5 s (a multipath burst): a line
+    through them would give 6 m/s and a heading, but they do not lie on a line."""
+    ltp = LocalTangentPlane(*quickdrive.DEFAULT_DATUM)
+    est = FusionEstimator(FusionConfig(datum=list(quickdrive.DEFAULT_DATUM)))
+    rng = np.random.default_rng(0)
+    for t in np.arange(0.0, 4.5, 0.01):
+        est.on_imu(ImuSample(t, [0.0, 0.0, 0.0], [0.0, 0.0, 9.81]))
+        if round(t * 100) % 10 == 0:  # 10 Hz fixes, 0.5 m noise, a ramp from 3.5 s
+            east = 20.0 * min(max(t - 3.5, 0.0) / 0.5, 1.0)
+            p = np.array([east, 0.0, 0.0]) + rng.normal(0.0, 0.5, 3)
+            lat, lon, alt = ltp.geodetic_from_enu(p)
+            est.on_gnss(GnssFix(t, float(lat), float(lon), float(alt),
+                                cov_enu_3x3=np.eye(3) * 0.25))  # fmt: skip
+    assert not est.initialized

@@ -70,6 +70,7 @@ class FusionConfig:
     init_min_speed_mps: float = 2.0
     init_min_distance_m: float = 4.0
     init_yaw_sigma_rad: float = 0.2
+    init_max_turn_rad: float = 0.17  # the gyro saw a larger heading change in the window: wait
     init_tilt_sigma_rad: float = 0.05
 
     def __post_init__(self) -> None:
@@ -94,6 +95,7 @@ class FusionConfig:
             "nhc_sigma_mps",
             "gnss_min_sigma_m",
             "init_window_s",
+            "init_max_turn_rad",
             "imu_orientation_min_sigma_rad",
             "imu_accel_limit_mps2",
             "imu_gyro_limit_radps",

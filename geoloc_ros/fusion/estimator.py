@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import gtsam
 import numpy as np
 from gtsam.symbol_shorthand import B, G, V, W, X
+from scipy.stats import chi2
 
 from geoloc_ros.errors import InputRejected
 from geoloc_ros.fusion.config import FusionConfig
@@ -265,8 +266,26 @@ class FusionEstimator:
         speed = np.hypot(*v[:2])
         if span < max(c.init_min_distance_m, 4.0 * sigma_h) or speed < c.init_min_speed_mps:
             return
+        if abs(self._heading_change(t1 + t[0], t1)) > c.init_max_turn_rad:
+            return  # a line through a turn points nowhere the vehicle did: wait for a straight
+        resid = p[:, :2] - A @ coef[:, :2]
+        dof = 2 * (len(t) - 2)
+        if dof > 0 and float(np.sum(resid**2)) / sigma_h**2 > chi2.ppf(0.999, dof):
+            return  # the fixes do not lie on a line: a multipath jump or a turn; wait
         sigma_v = sigma_h * np.sqrt(12.0 / len(t)) / (t[-1] - t[0])
         self._initialize(t1, p1, recent[-1][2], v, sigma_v)
+
+    def _heading_change(self, t_a: float, t_b: float) -> float:
+        """Heading change [rad] between t_a and t_b from the gyro about gravity (biases and
+        all: a turn-on gyro bias of 0.01 rad/s adds 0.03 rad over a 3 s window)."""
+        samples = [(t, a, w) for t, a, w in self._imu_buf if t_a <= t <= t_b]
+        if len(samples) < 2:
+            return 0.0
+        up = np.mean([a for _, a, _ in samples], axis=0)
+        up = up / max(float(np.linalg.norm(up)), 1e-9)
+        t = np.array([x[0] for x in samples])
+        rate = np.array([w @ up for _, _, w in samples])
+        return float(np.sum(0.5 * (rate[1:] + rate[:-1]) * np.diff(t)))
 
     def _initialize(
         self,
