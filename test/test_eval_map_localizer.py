@@ -109,6 +109,6 @@ def test_fusing_the_map_localizer_runs_it_in_the_loop(flight, tmp_path):
     # every fix that reached the fusion was used or gated against its state, none lost
     assert counts.get("pose3_used", 0) + counts.get("pose3_gated", 0) >= 1
     assert "map_localizer" not in rep["estimates"]  # fused only, not evaluated on its own
-    with pytest.raises(ConfigError, match="cannot fuse 'posenet'"):
+    with pytest.raises(ConfigError, match="cannot fuse 'gnss'"):
         run_eval(bag, tmp_path, fusion_config(None), ["fusion"], progress=False,
-                 map_localizer=_cfg(map_dir), fuse=["posenet"])  # fmt: skip
+                 map_localizer=_cfg(map_dir), fuse=["gnss"])  # fmt: skip

@@ -32,11 +32,13 @@ def sim(tmp_path_factory):
     model = root / "model"
     tc = TrainConfig(epochs=1, batch=8, input_hw=(32, 48), mc_samples=8)
     train_posenet(data, model, tc, progress=False)
-    return bag, model, world
+    longer = root / "car8.mcap"  # the fusion needs ~5 s of GNSS before it has a state
+    simulate_drive(world, DriveConfig("car", 8.0, seed=4), longer, progress=False)
+    return bag, model, world, longer
 
 
 def test_eval_writes_one_posenet_pose_per_image_in_the_map_frame(sim, tmp_path):
-    bag, model, world = sim
+    bag, model, world, _ = sim
     params = PoseNetParams(model=str(model), samples=8, max_sigma_m=1e6)
     rep = run_eval(bag, tmp_path, fusion_config(None), ["fusion", "posenet"], progress=False,
                    posenet=params)  # fmt: skip
@@ -55,7 +57,7 @@ def test_eval_writes_one_posenet_pose_per_image_in_the_map_frame(sim, tmp_path):
 
 
 def test_eval_refuses_a_posenet_model_of_another_area(sim, tmp_path):
-    bag, _, _ = sim
+    bag, _, _, _ = sim
     other = write_posed_folder(tmp_path / "posed")
     model = tmp_path / "m"
     train_posenet(other, model, TrainConfig(epochs=1, batch=8, input_hw=(32, 48), mc_samples=8),
@@ -66,3 +68,23 @@ def test_eval_refuses_a_posenet_model_of_another_area(sim, tmp_path):
     with pytest.raises(ConfigError, match="not this world"):
         run_eval(bag, tmp_path / "out", fusion_config(None), ["posenet"], progress=False,
                  posenet=PoseNetParams(model=str(model)))  # fmt: skip
+
+
+def test_fusing_posenet_runs_it_in_the_loop_and_withholds_uncertain_fixes(sim, tmp_path):
+    _, model, _, bag = sim
+    params = PoseNetParams(model=str(model), samples=8, max_sigma_m=1e6)
+    rep = run_eval(bag, tmp_path / "all", fusion_config(None), ["fusion", "gnss"],
+                   progress=False, posenet=params, fuse=["posenet"])  # fmt: skip
+    fused = rep["fused"]["posenet/fix"]
+    assert fused["fixes_to_fusion"] == 81 and not fused["withheld"]  # 8 s at 10 Hz
+    counts = rep["fusion_counts"]
+    # 6-DoF fixes: before the fusion starts they are too loose to start it; after, used or gated
+    used = counts.get("pose6_used", 0) + counts.get("pose6_gated", 0)
+    assert used >= 1 and 80 <= used + counts.get("pose_too_loose_to_init", 0) <= 81
+    assert "posenet" not in rep["estimates"]  # fused only, not evaluated on its own
+    strict = PoseNetParams(model=str(model), samples=8, max_sigma_m=1e-6)
+    rep = run_eval(bag, tmp_path / "none", fusion_config(None), ["fusion"], progress=False,
+                   posenet=strict, fuse=["posenet"])  # fmt: skip
+    fused = rep["fused"]["posenet/fix"]
+    assert fused["fixes_to_fusion"] == 0 and fused["withheld"] == {"uncertain": 81}
+    assert fused["latency_ms_median"] > 0.0

@@ -105,8 +105,8 @@ def format_table(rep: dict[str, Any]) -> str:
                     f"95% region holds {100 * ml['coverage95_xy']:.1f} %; "
                     f"{ml['multimodal']} of {ml['fixes']} multi-modal")  # fmt: skip
     for name, f in rep.get("fused", {}).items():
-        rows.append(f"fused {name}: {f['fixes_to_fusion']} fixes to the fusion, "
-                    f"{f['withheld_multimodal']} multi-modal withheld")  # fmt: skip
+        held = ", ".join(f"{n} {k}" for k, n in f["withheld"].items()) or "none"
+        rows.append(f"fused {name}: {f['fixes_to_fusion']} fixes to the fusion; withheld: {held}")
     if rep["rejections"]:
         rows.append("rejected: " + ", ".join(f"{k} {v}" for k, v in rep["rejections"].items()))
     rf = rep.get("realtime_factor")
@@ -140,7 +140,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--posenet-backend", default="torch", help="torch, onnxruntime or tensorrt")
     p.add_argument("--fuse", metavar="LOCALIZERS",
                    help="visual fixes the fusion consumes, computed in the loop with the "
-                   "fusion state as prior (as on the vehicle): map_localizer")  # fmt: skip
+                   "fusion state as prior (as on the vehicle): map_localizer, posenet")  # fmt: skip
     p.add_argument("--map", default="", help="map folder for map_localizer (geoloc map build)")
     p.add_argument(
         "--map-model",

@@ -57,6 +57,22 @@ def ape(errors: Errors, horizontal: bool) -> dict[str, float]:
     return {k: float(v) for k, v in m.get_all_statistics().items()}
 
 
+def yaw_errors_deg(errors: Errors) -> np.ndarray:
+    """Heading error (estimate minus truth) at each stamp [deg], wrapped to [-180, 180)."""
+    from geoloc_ros.geo.quaternion import yaw_from_xyzw  # noqa: PLC0415
+
+    yaw_est = np.array([yaw_from_xyzw(q) for q in errors.est.q_xyzw])
+    yaw_ref = np.array([yaw_from_xyzw(q) for q in errors.ref.q_xyzw])
+    return np.degrees((yaw_est - yaw_ref + np.pi) % (2 * np.pi) - np.pi)
+
+
+def yaw_rmse_deg(errors: Errors) -> float | None:
+    """RMS heading error [deg]; None without poses."""
+    if len(errors.est) == 0:
+        return None
+    return float(np.sqrt(np.mean(yaw_errors_deg(errors) ** 2)))
+
+
 def window_max(errors: Errors, window_s: tuple[float, float] | None) -> float | None:
     """Largest horizontal error with the stamp inside [start, end)."""
     if window_s is None:

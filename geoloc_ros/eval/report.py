@@ -1,7 +1,8 @@
 """`geoloc eval`: replay a bag, measure every estimate against ground truth, write a report.
 
 Output folder: metrics.json, one TUM file per estimate plus ground_truth.tum (all in
-the run's local ENU map frame), rejections.csv, trajectories.png and errors.png.
+the run's local ENU map frame), NAME.cov_p_3x3.npy (position covariances, one per TUM
+pose, where the estimate has them), rejections.csv, trajectories.png and errors.png.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 ESTIMATORS = ("fusion", "gnss", "posenet", "map_localizer")
 """What `--estimators` can name."""
 DEFAULT_ESTIMATORS = ("fusion", "gnss")
-FUSABLE = ("map_localizer",)
+FUSABLE = ("map_localizer", "posenet")
 """Visual localizers `--fuse` can put in the fusion's loop."""
 
 FUSION_NODE = "fusion_node"
@@ -89,7 +90,7 @@ def run_eval(
     With posenet or map_localizer, the map frame is the model's or the map's (its datum
     becomes the fusion's when none is configured), so every TUM file shares one frame.
     `fuse` names visual localizers whose fixes the fusion consumes in the loop (the
-    fusion state is their prior, as on the vehicle): today "map_localizer".
+    fusion state is their prior, as on the vehicle): "map_localizer", "posenet".
     """
     unknown = [f for f in fuse if f not in FUSABLE]
     if unknown:
@@ -99,7 +100,7 @@ def run_eval(
     if no_gnss:
         cfg = dataclasses.replace(cfg, start_at_origin=True)
     loc = None
-    if "posenet" in estimators:
+    if "posenet" in estimators or "posenet" in fuse:
         loc = posenet_localizer(bag, posenet or PoseNetParams())
         if cfg.datum:
             loc.bundle.check_area(list(cfg.datum))
@@ -113,6 +114,10 @@ def run_eval(
         from geoloc_ros.eval.sources import MapLocalizerSource  # noqa: PLC0415
 
         sources.append(MapLocalizerSource(mloc, map_localizer))
+    if "posenet" in fuse:
+        from geoloc_ros.eval.sources import PoseNetSource  # noqa: PLC0415
+
+        sources.append(PoseNetSource(loc))
     res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress, sources)
     ltp = LocalTangentPlane(*res.datum) if res.datum else None
     trajs: dict[str, Trajectory] = {}
@@ -121,7 +126,7 @@ def run_eval(
     if "gnss" in estimators and res.fixes_enu:
         trajs["gnss"] = res.gnss_trajectory()
     pn = None
-    if loc is not None:
+    if "posenet" in estimators:
         pn = replay_posenet(bag, loc, progress)
         trajs["posenet"] = pn.trajectory()
     gt, alignment = _ground_truth(res, ltp)
@@ -134,6 +139,8 @@ def run_eval(
         trajs["map_localizer"] = mrun.trajectory()
     for name, traj in trajs.items():
         traj.write_tum(out / f"{name}.tum")
+        if traj.cov_p_3x3 is not None:  # TUM has no covariance: position blocks beside it
+            np.save(out / f"{name}.cov_p_3x3.npy", traj.cov_p_3x3, allow_pickle=False)
     report: dict[str, Any] = {
         "bag": str(bag),
         "duration_s": res.duration_s,
@@ -185,7 +192,7 @@ def run_eval(
 def _source_report(src) -> dict[str, Any]:
     lat = src.log.latency_ms
     return {"fixes_to_fusion": len(src.log.fixes),
-            "withheld_multimodal": src.log.withheld_multimodal,
+            "withheld": dict(src.log.withheld),
             "latency_ms_median": float(np.median(lat)) if lat else None}  # fmt: skip
 
 
@@ -231,6 +238,8 @@ def _estimate_report(
     rep["ape_horizontal_m"] = metrics.ape(e, horizontal=True)
     rep["ape_3d_m"] = metrics.ape(e, horizontal=False)
     rep["max_horizontal_in_outage_m"] = metrics.window_max(e, res.outage_s)
+    if name != "gnss":  # raw fixes carry no heading
+        rep["yaw_rmse_deg"] = metrics.yaw_rmse_deg(e)
     if name == "fusion":
         if "gnss" in errors:
             rep["multipath_response"] = metrics.jump_response(e, errors["gnss"])
@@ -266,8 +275,9 @@ def _write_rejections(path: Path, res: ReplayResult) -> None:
         for r in res.rejections:
             w.writerow([f"{r.t_s:.6f}", r.input, r.reason, "", r.message])
         for d in res.decisions:
-            if not d.accepted:
-                w.writerow([f"{d.t_s:.6f}", "fix", d.reason, f"{d.nis:.2f}", "Mahalanobis gate"])
+            if not d.accepted:  # GNSS gate "gate"; visual fixes "pose3_gate" / "pose6_gate"
+                inp = "pose_fix" if d.reason.startswith("pose") else "fix"
+                w.writerow([f"{d.t_s:.6f}", inp, d.reason, f"{d.nis:.2f}", "Mahalanobis gate"])
 
 
 def _plots(out: Path, res: ReplayResult, trajs, gt, errors) -> None:

@@ -1,16 +1,18 @@
-"""Visual fix sources for the offline replay: what map_localizer_node does live, in the loop.
+"""Visual fix sources for the offline replay: what the localizer nodes do live, in the loop.
 
 The fusion replay hands every message on a source's topics to it together with the
-fusion's current state; on an image the source localizes with that state as its prior
-(as the node does with odometry/global) and returns the fix the fusion then consumes.
-So `geoloc eval --fuse map_localizer` runs the closed loop the vehicle runs, with the
-same MapLocalizer, GravityFilter and prior rules, without DDS.
+fusion's current state; on an image the source localizes (the map localizer with that
+state as its prior, as its node does with odometry/global) and returns the fix the
+fusion then consumes. So `geoloc eval --fuse map_localizer,posenet` runs the closed
+loop the vehicle runs, with the nodes' own localizer objects and rules, without DDS.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from geoloc_ros.errors import InputRejected
 from geoloc_ros.io import topics
@@ -25,11 +27,14 @@ from geoloc_ros.neuralmap.inputs import (
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
 from geoloc_ros.types import NavState, PoseFix
 
+if TYPE_CHECKING:
+    from geoloc_ros.posenet.localizer import PoseNetLocalizer
+
 
 @dataclass
 class SourceLog:
     fixes: list[PoseFix] = field(default_factory=list)  # what went to the fusion
-    withheld_multimodal: int = 0
+    withheld: Counter = field(default_factory=Counter)  # reason -> fixes the node would withhold
     latency_ms: list[float] = field(default_factory=list)
 
 
@@ -88,7 +93,7 @@ class MapLocalizerSource:
         t_s, fix, z = self.frames.localize(msg, lambda t: self._prior(state, t))
         self.log.latency_ms.append(fix.timing_ms["total"])
         if fix.multimodal and not self.cfg.publish_multimodal:
-            self.log.withheld_multimodal += 1
+            self.log.withheld["multimodal"] += 1
             return None
         out = posefix_of(t_s, fix, z, self.cfg.map_frame)
         self.log.fixes.append(out)
@@ -100,3 +105,32 @@ class MapLocalizerSource:
         if abs(t_s - state.t_s) > self.cfg.max_prior_age_s:
             raise InputRejected(f"prior is {t_s - state.t_s:.1f} s from the image", "prior")
         return prior_from_state(state, self.cfg)
+
+
+class PoseNetSource:
+    """posenet_node's per-frame logic: one MC-dropout fix per image, uncertain ones withheld."""
+
+    input_name = "posenet/fix"
+    topics = (topics.CAMERA_INFO, topics.IMAGE)
+
+    def __init__(self, loc: PoseNetLocalizer, map_frame: str = "map") -> None:
+        self.loc, self.map_frame = loc, map_frame
+        self.info = None
+        self.log = SourceLog()
+
+    def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
+        """Consume one bag message; an image gives a fix, None (withheld) or InputRejected."""
+        import time  # noqa: PLC0415
+
+        if topic == topics.CAMERA_INFO:
+            self.info = msg
+            return None
+        frame = camera_frame_from_msgs(msg, self.info)
+        t0 = time.perf_counter()
+        res = self.loc.localize(frame.image, frame.t_s, self.map_frame)
+        self.log.latency_ms.append((time.perf_counter() - t0) * 1e3)
+        if res.withheld:
+            self.log.withheld["uncertain"] += 1
+            return None
+        self.log.fixes.append(res.fix)
+        return res.fix

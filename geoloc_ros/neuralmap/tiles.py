@@ -153,9 +153,9 @@ class MapStore:
         except Exception as exc:  # rasterio raises several types for corrupt tiles
             raise InputRejected(f"map tiles unreadable: {exc}", reason="map") from None
 
-    def ortho_gray(self, max_cells: int = 2048) -> tuple[np.ndarray, float, float, float]:
-        """The map's orthophoto as grey levels, north row first, at most `max_cells` a side
-        (for RViz); returns (grey uint8 (H, W), cell size m, x_west_m, y_south_m)."""
+    def ortho_rgb(self, max_cells: int = 2048) -> tuple[np.ndarray, float, float, float]:
+        """The map's orthophoto, north row first, at most `max_cells` a side; returns
+        (rgb uint8 (H, W, 3), cell size m, x_west_m, y_south_m) in the map frame."""
         import rasterio  # noqa: PLC0415
 
         path = self.directory / ORTHO
@@ -166,10 +166,14 @@ class MapStore:
                 rgb = f.read(out_shape=shape, resampling=rasterio.enums.Resampling.average)
         except rasterio.errors.RasterioIOError as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from None
-        grey = np.round(rgb[:3].astype(np.float32).mean(0)).astype(np.uint8)
         res = self.card["res_m"] * step
-        y_south = self.card["y_north_m"] - grey.shape[0] * res
-        return grey, float(res), float(self.card["x_west_m"]), float(y_south)
+        y_south = self.card["y_north_m"] - rgb.shape[1] * res
+        return rgb[:3].transpose(1, 2, 0), float(res), float(self.card["x_west_m"]), float(y_south)
+
+    def ortho_gray(self, max_cells: int = 2048) -> tuple[np.ndarray, float, float, float]:
+        """ortho_rgb as grey levels (for RViz's Map display)."""
+        rgb, res, x_west, y_south = self.ortho_rgb(max_cells)
+        return np.round(rgb.astype(np.float32).mean(2)).astype(np.uint8), res, x_west, y_south
 
     def close(self) -> None:
         self._ds.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field, fields
 
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.node import Node
@@ -31,20 +30,9 @@ from geoloc_ros.nodes.base import (
     declare_config,
     run,
 )
-from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetParams
+from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetNodeConfig
 
 NODE_NAME = "posenet_node"
-
-
-@dataclass(frozen=True)
-class PoseNetNodeConfig(PoseNetParams):
-    """The localizer's parameters (PoseNetParams) plus what only the node needs."""
-
-    datum: list[float] = field(default_factory=list)  # map origin [lat, lon, alt]; checked
-    map_frame: str = "map"
-
-    def params(self) -> PoseNetParams:
-        return PoseNetParams(**{f.name: getattr(self, f.name) for f in fields(PoseNetParams)})
 
 
 class PoseNetNode(Node):

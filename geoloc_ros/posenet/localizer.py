@@ -7,7 +7,7 @@ whose horizontal sigma exceeds `max_sigma_m` is withheld, not published.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
@@ -57,6 +57,17 @@ class PoseNetParams:
             raise ConfigError(f"samples must be in [2, 1024], got {self.samples}")
         if not self.max_sigma_m > 0:
             raise ConfigError(f"max_sigma_m must be positive, got {self.max_sigma_m}")
+
+
+@dataclass(frozen=True)
+class PoseNetNodeConfig(PoseNetParams):
+    """The localizer's parameters (PoseNetParams) plus what only the node needs."""
+
+    datum: list[float] = field(default_factory=list)  # map origin [lat, lon, alt]; checked
+    map_frame: str = "map"
+
+    def params(self) -> PoseNetParams:
+        return PoseNetParams(**{f.name: getattr(self, f.name) for f in fields(PoseNetParams)})
 
 
 @dataclass(frozen=True)
