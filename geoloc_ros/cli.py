@@ -14,30 +14,6 @@ from pathlib import Path
 log = logging.getLogger("geoloc_ros.cli")
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from geoloc_ros.demo import run_demo  # noqa: PLC0415
-
-    if args.duration <= 0:
-        raise _usage(f"--duration must be positive, got {args.duration}")
-    _prepare_out_dir(Path(args.out))
-    r = run_demo(Path(args.out), duration_s=args.duration, seed=args.seed, progress=not args.quiet)
-    print(f"\ngeoloc demo: {r.n_fixes} GNSS fixes and {r.n_imu} IMU samples, seed {args.seed}")
-    print(f"{'estimate':<22}{'RMSE horiz [m]':>16}{'max horiz [m]':>16}{'yaw RMSE [deg]':>16}")
-    print(
-        f"{'GNSS only':<22}{r.gnss_rmse_h_m:>16.2f}{r.gnss_max_h_m:>16.2f}{r.yaw_rmse_deg:>16.2f}"
-    )
-    print(
-        "\nWhat ran: an analytic figure-eight drive was simulated at a WGS84 datum and written\n"
-        "as a rosbag2 mcap (/imu, /fix, /ground_truth/odom in ECEF), read back, and replayed\n"
-        "through the GNSS-only baseline (the estimator object gnss_pose_node runs).\n"
-        "The GTSAM fusion, PoseNet and the neural map localizer exist (geoloc eval,\n"
-        "the nodes; README) but this demo does not run them yet.\n"
-        f"Outputs in {r.out_dir}/: quickdrive.mcap, gnss.tum, ground_truth.tum, "
-        "metrics.json, trajectory.png"
-    )
-    return 0
-
-
 def _cmd_bag_info(args: argparse.Namespace) -> int:
     from geoloc_ros.io.bag import BagReader  # noqa: PLC0415
 
@@ -102,12 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", help="run the end-to-end demo on data the project generates")
-    p.add_argument("--out", default="out/demo", help="report folder (default: out/demo)")
-    p.add_argument("--duration", type=float, default=120.0, help="drive length [s]")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the sensor noise")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_demo)
+    from geoloc_ros.demo.cli import add_parsers as add_demo  # noqa: PLC0415
+
+    add_demo(sub)
 
     bag = sub.add_parser("bag", help="inspect and convert bags (rosbag2 mcap/sqlite3, ROS 1)")
     bag_sub = bag.add_subparsers(dest="bag_command", metavar="BAGCOMMAND", required=True)

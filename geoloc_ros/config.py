@@ -160,3 +160,14 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{f.name}"] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def platform_config(platform: str) -> Path:
+    """config/<platform>.yaml: the source tree's, else the one colcon or pip installed."""
+    import sys  # noqa: PLC0415
+
+    name = f"{platform}.yaml"
+    for root in (Path(__file__).resolve().parents[1], Path(sys.prefix) / "share" / "geoloc_ros"):
+        if (root / "config" / name).is_file():
+            return root / "config" / name
+    raise ConfigError(f"no config/{name} in the source tree or under {sys.prefix}/share")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from geoloc_ros.cli import main
-from geoloc_ros.demo import write_quickdrive_bag
 from geoloc_ros.eval.report import fusion_config, run_eval
 from geoloc_ros.eval.tum import read_tum
 from geoloc_ros.io.importers import IMPORTERS
+from geoloc_ros.sim.quickdrive_bag import write_quickdrive_bag
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CONFIGS = Path(__file__).resolve().parents[1] / "config"

@@ -1,0 +1,159 @@
+"""`geoloc demo`: the whole pipeline on a drive the project simulates, as one table.
+
+World, drive and map come from the cache (made on the first run); then every row of
+the table replays the bag offline through the same objects the nodes run, and the
+report folder gets the table, one TUM file per row, ground truth and two figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geoloc_ros.config import load_node_config, node_section, platform_config, read_yaml
+from geoloc_ros.demo import report
+from geoloc_ros.demo.rows import ROWS, RowInputs, RowResult, run_row, runnable, score
+from geoloc_ros.demo.scenario import DemoInputs, DemoScenario, prepare
+from geoloc_ros.errors import ConfigError, GeolocError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Where things are and which models run (defaults: the shipped ones)."""
+
+    out: Path
+    cache: Path = Path("out/cache")
+    config: Path | None = None  # default config/<platform>.yaml
+    map_model: Path | None = None
+    posenet_model: Path | None = None
+    progress: bool = True
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    results: list[RowResult]
+    skipped: dict[str, list[str]]
+    summary: dict[str, Any]
+
+
+def run_demo(scn: DemoScenario, opt: DemoOptions) -> DemoResult:
+    """Prepare the inputs, replay every row that can run, score, write the report."""
+    t_start = time.perf_counter()
+    stages: dict[str, float] = {}
+    cfg_path = opt.config or platform_config(scn.platform)
+    fusion, mcfg, pcfg = _configs(cfg_path, scn.platform, opt)
+    t0 = time.perf_counter()
+    inputs = prepare(scn, opt.cache, Path(mcfg.model), opt.progress)
+    stages["inputs"] = time.perf_counter() - t0
+    out = opt.out
+    out.mkdir(parents=True, exist_ok=True)
+    rows, skipped = _rows(inputs, pcfg is not None)
+    from geoloc_ros.neuralmap.tiles import MapStore  # noqa: PLC0415
+
+    store = MapStore(inputs.map_dir)
+    datum = list(store.datum)
+    inp = RowInputs(inputs.bag, scn.outage_s, dataclasses.replace(fusion, datum=datum), pcfg,
+                    dataclasses.replace(mcfg, map=str(inputs.map_dir)))  # fmt: skip
+    results = []
+    for row in rows:
+        log.info("row %s (%s)", row.key, row.label)
+        results.append(run_row(row, inp, out, opt.progress))
+        stages[row.key] = results[-1].wall_s
+    gt, bag_t0, outage_abs = _truth(out, results, scn, inputs.bag)
+    for r in results:
+        score(r, gt, outage_abs)
+    t0 = time.perf_counter()
+    _figures(out, results, gt, bag_t0, outage_abs, store, fusion.gnss_latency_s)
+    store.close()
+    stages["report"] = time.perf_counter() - t0
+    summary = {
+        "platform": scn.platform, "world": scn.world_name, "seed": scn.seed,
+        "duration_s": scn.duration_s, "outage_s": list(scn.outage_s), "bag": str(inputs.bag),
+        "map": str(inputs.map_dir), "config": str(cfg_path), "made": list(inputs.made),
+        "wall_s": time.perf_counter() - t_start, "stage_wall_s": stages,
+    }  # fmt: skip
+    report.write_report(out, results, summary, skipped)
+    return DemoResult(out, results, skipped, summary)
+
+
+def _configs(path: Path, platform: str, opt: DemoOptions):
+    """fusion_node, map_localizer_node and posenet_node sections of the platform's YAML;
+    PoseNet is None where the file names no model for a drone (the shipped one is a car's)."""
+    from geoloc_ros.eval.report import fusion_config  # noqa: PLC0415
+    from geoloc_ros.neuralmap.inputs import MapLocalizerConfig  # noqa: PLC0415
+    from geoloc_ros.neuralmap.localizer import shipped_model_dir  # noqa: PLC0415
+    from geoloc_ros.posenet.localizer import PoseNetNodeConfig  # noqa: PLC0415
+
+    fusion = fusion_config(path)
+    mcfg = load_node_config(MapLocalizerConfig, path, "map_localizer_node")
+    if mcfg.platform != platform:
+        raise ConfigError(f"{path}: map_localizer_node.platform is {mcfg.platform}, not {platform}")
+    model = opt.map_model or mcfg.model or shipped_model_dir(platform)
+    mcfg = dataclasses.replace(mcfg, model=str(model))
+    pcfg = None
+    if node_section(read_yaml(path), "posenet_node", str(path)) is not None:
+        node = load_node_config(PoseNetNodeConfig, path, "posenet_node")
+        model = str(opt.posenet_model or node.model)
+        if model or platform == "car":
+            pcfg = dataclasses.replace(node.params(), model=model)
+    return fusion, mcfg, pcfg
+
+
+def _rows(inputs: DemoInputs, have_posenet: bool):
+    from geoloc_ros.io.bag import BagReader  # noqa: PLC0415
+
+    with BagReader(inputs.bag) as bag:
+        present = {t.topic for t in bag.topics()}
+    rows, skipped = runnable(ROWS, present)
+    if not have_posenet:
+        for r in [r for r in rows if r.fuse and "posenet" in r.fuse]:
+            rows.remove(r)
+            skipped[r.key] = ["PoseNet model for this platform (posenet_node.model)"]
+    if not any(r.fuse is not None for r in rows):
+        raise GeolocError(f"{inputs.bag}: no fusion row can run (missing {skipped})")
+    return rows, skipped
+
+
+def _truth(out: Path, results: list[RowResult], scn: DemoScenario, bag: Path):
+    """Ground truth in the map frame (from the first fusion row's run), the bag's start
+    and the outage in absolute stamps."""
+    from geoloc_ros.eval.trajectory import Trajectory  # noqa: PLC0415
+    from geoloc_ros.eval.tum import read_tum  # noqa: PLC0415
+    from geoloc_ros.io.bag import BagReader  # noqa: PLC0415
+
+    first = next(r for r in results if r.report is not None)
+    src = out / "runs" / first.row.key / "ground_truth.tum"
+    if not src.is_file():
+        raise GeolocError("the demo bag has no ground truth (/ground_truth/odom)")
+    shutil.copyfile(src, out / "ground_truth.tum")
+    t, p, q = read_tum(src)
+    with BagReader(bag) as reader:
+        bag_t0 = reader.start_s
+    a, d = scn.outage_s
+    return Trajectory(t, p, q), bag_t0, (bag_t0 + a, bag_t0 + a + d)
+
+
+def _figures(out, results, gt, bag_t0, outage_abs, store, latency_s) -> None:
+    from geoloc_ros.eval.trajectory import Trajectory  # noqa: PLC0415
+
+    rgb, res, x_west, y_south = store.ortho_rgb(1600)
+    h, w = rgb.shape[:2]
+    ortho = (rgb, (x_west, x_west + w * res, y_south, y_south + h * res))
+    last = next(r for r in reversed(results) if r.report is not None)
+    run_dir = out / "runs" / last.row.key
+    from geoloc_ros.eval.tum import read_tum  # noqa: PLC0415
+
+    t, p, q = read_tum(run_dir / "gnss.tum")
+    rejected_t, rejected_p = report.rejected_fixes(run_dir, Trajectory(t, p, q), latency_s)
+    report.write_figures(out, results, gt, outage_abs, bag_t0, ortho, rejected_p, rejected_t)
+
+
+__all__ = ["DemoOptions", "DemoResult", "DemoScenario", "GeolocError", "run_demo"]
