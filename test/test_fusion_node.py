@@ -188,3 +188,18 @@ def test_shipped_configs_are_accepted_by_the_node(context, platform, car):
     assert (node.config.use_nhc, node.config.use_wheel_speed) == (car, car)
     assert node.config.publish_tf is True
     node.destroy_node()
+
+
+def test_a_stalled_executor_loses_no_imu_samples(context):
+    """300 IMU messages (1.5 s at 200 Hz) arrive while the node is busy: all are kept."""
+    node = FusionNode(context=context)
+    probe = rclpy.create_node("probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+    pub = probe.create_publisher(Imu, "imu", SENSOR_QOS)
+    assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+    for i in range(300):  # published without spinning: the node cannot take them yet
+        pub.publish(imu_msg(T0_S + i * 0.005))
+    received = node.diag.inputs["imu"]
+    assert spin_until(executor, lambda: received.received >= 300, 10.0), received.received

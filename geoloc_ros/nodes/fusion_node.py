@@ -34,7 +34,7 @@ from geoloc_ros.io.msgtypes import header_msg
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
     RELIABLE_QOS,
-    SENSOR_QOS,
+    STREAM_QOS,
     Diagnostics,
     TfPublisher,
     declare_config,
@@ -49,9 +49,9 @@ ERROR_WINDOW_S = 5.0  # the "fusion" status stays ERROR this long after an inter
 RATE_JITTER = 0.9  # a decimated output is due after 90 % of its period (stamp jitter)
 
 INPUT_TYPES: dict[str, tuple[type, Any]] = {
-    "imu": (Imu, SENSOR_QOS),
-    "fix": (NavSatFix, SENSOR_QOS),
-    "wheel_odom": (Odometry, SENSOR_QOS),
+    "imu": (Imu, STREAM_QOS),
+    "fix": (NavSatFix, STREAM_QOS),
+    "wheel_odom": (Odometry, STREAM_QOS),
     "map_localizer/fix": (PoseWithCovarianceStamped, RELIABLE_QOS),
     "posenet/fix": (PoseWithCovarianceStamped, RELIABLE_QOS),
 }
