@@ -58,3 +58,20 @@ class TimeGuard:
     def reset(self) -> None:
         """Forget the reference stamp (after a reset of the estimator)."""
         self.last_t_s = None
+
+
+class FrameRate:
+    """Admits frames at most `max_hz` by their stamps (0 = every frame): the same frames
+    offline and live, whatever the replay speed. Time going backwards starts afresh."""
+
+    def __init__(self, max_hz: float) -> None:
+        if not (math.isfinite(max_hz) and max_hz >= 0.0):
+            raise ValueError(f"max rate must be >= 0 Hz, got {max_hz}")
+        self.period_s = 1.0 / max_hz if max_hz > 0 else 0.0
+        self._last = -math.inf
+
+    def admit(self, t_s: float) -> bool:
+        if t_s < self._last or t_s - self._last >= self.period_s - 1e-3:
+            self._last = t_s
+            return True
+        return False

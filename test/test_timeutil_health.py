@@ -53,3 +53,15 @@ def test_health_levels_rate_and_counts():
     assert r.level == Level.WARN and "NaN" in r.message
     assert r.values["rejected_nan"] == "1" and r.values["received"] == "21"
     assert h.report(10.0).level == Level.STALE  # silence after data: stale
+
+
+def test_frame_rate_admits_by_stamp_and_restarts_when_time_goes_back():
+    from geoloc_ros.timeutil import FrameRate
+
+    rate = FrameRate(5.0)
+    stamps = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # 10 Hz camera, 5 Hz budget
+    assert [t for t in stamps if rate.admit(t)] == [0.0, 0.2, 0.4, 0.6]
+    assert rate.admit(0.1)  # a bag loop: time went back, start afresh
+    assert all(FrameRate(0.0).admit(t) for t in stamps)
+    with pytest.raises(ValueError):
+        FrameRate(-1.0)

@@ -117,7 +117,8 @@ def run_eval(
     if "posenet" in fuse:
         from geoloc_ros.eval.sources import PoseNetSource  # noqa: PLC0415
 
-        sources.append(PoseNetSource(loc))
+        # a PoseNetNodeConfig (posenet_node's YAML) also carries the frame-rate budget
+        sources.append(PoseNetSource(loc, max_rate_hz=getattr(posenet, "max_rate_hz", 0.0)))
     res = replay_fusion(bag, cfg, gnss_outage_s, no_gnss, progress, sources)
     ltp = LocalTangentPlane(*res.datum) if res.datum else None
     trajs: dict[str, Trajectory] = {}

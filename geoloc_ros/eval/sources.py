@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from geoloc_ros.errors import InputRejected
 from geoloc_ros.io import topics
-from geoloc_ros.io.convert import camera_frame_from_msgs, imu_from_msg
+from geoloc_ros.io.convert import camera_frame_from_msgs, imu_from_msg, stamp_of
 from geoloc_ros.io.tf import StaticTransforms
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
@@ -25,6 +25,7 @@ from geoloc_ros.neuralmap.inputs import (
     prior_from_state,
 )
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
+from geoloc_ros.timeutil import FrameRate
 from geoloc_ros.types import NavState, PoseFix
 
 if TYPE_CHECKING:
@@ -84,11 +85,14 @@ class MapLocalizerSource:
         self.cfg = cfg
         self.frames = BagFrameLocalizer(loc, cfg)
         self.log = SourceLog()
+        self.rate = FrameRate(cfg.max_rate_hz)
 
     def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
         """Consume one bag message; an image gives a fix (or InputRejected with a reason)."""
         if topic != topics.IMAGE:
             self.frames.consume(topic, msg)
+            return None
+        if not self.rate.admit(stamp_of(msg)):
             return None
         t_s, fix, z = self.frames.localize(msg, lambda t: self._prior(state, t))
         self.log.latency_ms.append(fix.timing_ms["total"])
@@ -113,10 +117,12 @@ class PoseNetSource:
     input_name = "posenet/fix"
     topics = (topics.CAMERA_INFO, topics.IMAGE)
 
-    def __init__(self, loc: PoseNetLocalizer, map_frame: str = "map") -> None:
+    def __init__(self, loc: PoseNetLocalizer, map_frame: str = "map",
+                 max_rate_hz: float = 0.0) -> None:  # fmt: skip
         self.loc, self.map_frame = loc, map_frame
         self.info = None
         self.log = SourceLog()
+        self.rate = FrameRate(max_rate_hz)
 
     def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
         """Consume one bag message; an image gives a fix, None (withheld) or InputRejected."""
@@ -124,6 +130,8 @@ class PoseNetSource:
 
         if topic == topics.CAMERA_INFO:
             self.info = msg
+            return None
+        if not self.rate.admit(stamp_of(msg)):
             return None
         frame = camera_frame_from_msgs(msg, self.info)
         t0 = time.perf_counter()

@@ -32,6 +32,7 @@ class MapLocalizerConfig(MapLocalizerParams):
     gravity_time_constant_s: float = 0.5
     accel_tilt_sigma_deg: float = 3.0  # roll/pitch 1-sigma when only the accelerometer gives them
     publish_multimodal: bool = False
+    max_rate_hz: float = 0.0  # localize at most this often (by image stamps); 0 = every frame
     map_frame: str = "map"
     ortho_max_cells: int = 1024  # the map's orthophoto on map_localizer/ortho for RViz; 0 = off
 
@@ -44,6 +45,8 @@ class MapLocalizerConfig(MapLocalizerParams):
             raise ConfigError(f"q_base_imu must be a unit quaternion [x y z w]: {self.q_base_imu}")
         if not 0 < self.min_prior_sigma_m <= self.max_prior_sigma_m:
             raise ConfigError("need 0 < min_prior_sigma_m <= max_prior_sigma_m")
+        if not self.max_rate_hz >= 0:
+            raise ConfigError(f"max_rate_hz must be >= 0, got {self.max_rate_hz}")
         if not (self.max_prior_age_s > 0 and self.gravity_time_constant_s > 0):
             raise ConfigError("max_prior_age_s and gravity_time_constant_s must be positive")
         if not 0.0 <= self.accel_tilt_sigma_deg <= 45.0:

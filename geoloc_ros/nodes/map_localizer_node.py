@@ -29,6 +29,7 @@ from geoloc_ros.io.convert import (
     imu_from_msg,
     msg_from_posefix,
     navstate_from_odometry,
+    stamp_of,
 )
 from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
 from geoloc_ros.neuralmap.inputs import (
@@ -48,6 +49,7 @@ from geoloc_ros.nodes.base import (
     declare_config,
     run,
 )
+from geoloc_ros.timeutil import FrameRate
 
 NODE_NAME = "map_localizer_node"
 
@@ -65,6 +67,7 @@ class MapLocalizerNode(Node):
         self.counts = {"published": 0, "multimodal": 0, "dropped": 0, "failed": 0}
         self.last_latency_ms = float("nan")
         self._gravity = self.config.gravity_filter()
+        self._rate = FrameRate(self.config.max_rate_hz)
         self._prior = None  # (t_s, xy, z, sigma_m, yaw or None)
         self._prior_from_odom_t = -np.inf
         inputs = ["image", "camera_info", "odometry/global", "fix", "imu"]
@@ -142,6 +145,12 @@ class MapLocalizerNode(Node):
             self._prior = (*prior, None)
 
     def _on_image(self, msg: Image) -> None:
+        try:
+            if not self._rate.admit(stamp_of(msg)):
+                return  # above max_rate_hz: not a drop, a budget
+        except InputRejected as exc:
+            self.diag.reject("image", exc.reason, str(exc))
+            return
         if self._worker.offer(
             msg, self._info, self._gravity.g_base, self._gravity.tilt_sigma_rad, self._prior
         ):

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from geoloc_ros.errors import ConfigError, GeolocError, InputRejected
 from geoloc_ros.health import InputStatus, Level
-from geoloc_ros.io.convert import camera_frame_from_msgs, msg_from_posefix
+from geoloc_ros.io.convert import camera_frame_from_msgs, msg_from_posefix, stamp_of
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
     RELIABLE_QOS,
@@ -31,6 +31,7 @@ from geoloc_ros.nodes.base import (
     run,
 )
 from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetNodeConfig
+from geoloc_ros.timeutil import FrameRate
 
 NODE_NAME = "posenet_node"
 
@@ -47,6 +48,7 @@ class PoseNetNode(Node):
         self.localizer = PoseNetLocalizer.from_params(self.config.params())
         self.localizer.bundle.check_area(self.config.datum or None)
         self.counts = {"published": 0, "withheld": 0, "dropped": 0, "failed": 0}
+        self._rate = FrameRate(self.config.max_rate_hz)
         self.last_sigma_m = float("nan")
         self.last_latency_ms = float("nan")
         self.diag = Diagnostics(self, ["image", "camera_info"], extra=self._status)
@@ -66,6 +68,12 @@ class PoseNetNode(Node):
         self.diag.accept("camera_info")
 
     def _on_image(self, msg: Image) -> None:
+        try:
+            if not self._rate.admit(stamp_of(msg)):
+                return  # above max_rate_hz: not a drop, a budget
+        except InputRejected as exc:
+            self.diag.reject("image", exc.reason, str(exc))
+            return
         if self._worker.offer(msg, self._info):
             self.counts["dropped"] += 1
 

@@ -65,6 +65,12 @@ class PoseNetNodeConfig(PoseNetParams):
 
     datum: list[float] = field(default_factory=list)  # map origin [lat, lon, alt]; checked
     map_frame: str = "map"
+    max_rate_hz: float = 0.0  # localize at most this often (by image stamps); 0 = every frame
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.max_rate_hz >= 0:
+            raise ConfigError(f"max_rate_hz must be >= 0, got {self.max_rate_hz}")
 
     def params(self) -> PoseNetParams:
         return PoseNetParams(**{f.name: getattr(self, f.name) for f in fields(PoseNetParams)})
