@@ -91,3 +91,43 @@ def test_rows_a_bag_cannot_feed_are_named_with_the_missing_topics():
 def test_an_outage_past_the_end_of_the_drive_is_refused():
     with pytest.raises(ConfigError, match="must end inside"):
         DemoScenario(duration_s=60.0, outage_s=(50.0, 20.0))
+
+
+@pytest.mark.ros
+def test_live_over_dds_matches_offline_and_reports_a_node_that_dies(demo, tmp_path):
+    """The nodes as processes on the bag replayed with /clock; posenet_node is killed
+    half-way: the fusion and the map localizer keep going and the run says what died."""
+    pytest.importorskip("rclpy", reason="rclpy not importable (make test installs it)")
+    import random
+
+    from geoloc_ros.config import platform_config
+    from geoloc_ros.demo.live import node_processes, run_live
+    from geoloc_ros.demo.rows import score
+    from geoloc_ros.neuralmap.localizer import shipped_model_dir
+
+    _, opt, r = demo
+    inputs_bag = next(opt.cache.glob("drives/*.mcap"))
+    map_dir = next(opt.cache.glob("maps/*"))
+    datum = json.loads((opt.out / "runs" / "all" / "metrics.json").read_text())["datum"]
+    procs = node_processes(tmp_path, platform_config("car"), datum, map_dir,
+                           str(shipped_model_dir("car")), str(opt.posenet_model))  # fmt: skip
+    posenet = next(p for p in procs if p.name == "posenet_node")
+
+    def kill_half_way(t_bag: float) -> None:
+        if t_bag > 15.0 and posenet.alive():
+            posenet.proc.kill()
+
+    run = run_live(inputs_bag, tmp_path, procs, rate=1.0, domain_id=random.randint(101, 160),
+                   progress=False, on_bag_time=kill_half_way)  # fmt: skip
+    assert run.nodes["posenet_node"]["died_at_bag_s"] is not None
+    assert run.nodes["fusion_node"]["died_at_bag_s"] is None
+    assert run.counts["/map_localizer/fix"] > 50 and run.counts["/odometry/global"] > 500
+    gt = r.results[-1]
+    live = type(gt)(gt.row, run.traj, run.wall_s)
+    from geoloc_ros.eval.trajectory import Trajectory
+    from geoloc_ros.eval.tum import read_tum
+
+    t, p, q = read_tum(opt.out / "ground_truth.tum")
+    score(live, Trajectory(t, p, q), None)
+    # live and offline agree: the same objects, the same bag, frames dropped live
+    assert live.scores["rmse_h_m"] < 2.0 * gt.scores["rmse_h_m"] + 0.5

@@ -14,7 +14,7 @@ def _window(text: str) -> tuple[float, float]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from geoloc_ros.cli import _prepare_out_dir, _usage  # noqa: PLC0415
-    from geoloc_ros.demo.report import format_table  # noqa: PLC0415
+    from geoloc_ros.demo.report import format_live, format_table  # noqa: PLC0415
     from geoloc_ros.demo.run import DemoOptions, run_demo  # noqa: PLC0415
     from geoloc_ros.demo.scenario import DemoScenario  # noqa: PLC0415
 
@@ -28,7 +28,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       config=Path(args.config) if args.config else None,
                       map_model=Path(args.map_model) if args.map_model else None,
                       posenet_model=Path(args.posenet_model) if args.posenet_model else None,
-                      progress=not args.quiet)  # fmt: skip
+                      progress=not args.quiet, live=args.live,
+                      live_rate=args.live_rate)  # fmt: skip
     r = run_demo(scn, opt)
     s = r.summary
     a, d = scn.outage_s
@@ -37,6 +38,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(format_table(r.results))
     for key, lack in r.skipped.items():
         print(f"row {key} skipped: needs {', '.join(lack)}")
+    if s["live"]:
+        print(format_live(s["live"]))
     made = ", ".join(s["made"]) or "nothing (all from the cache)"
     print(f"\nmade this run: {made}; {s['wall_s']:.0f} s in all")
     print(f"report: {out}/report.md (trajectory.png, errors.png, metrics.json, *.tum)")
@@ -60,5 +63,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--map-model", help="neural map model (default: the shipped one)")
     p.add_argument("--posenet-model", help="PoseNet model (default: posenet_node.model, else "
                    "the shipped demo-world car model)")  # fmt: skip
+    p.add_argument("--live", action="store_true",
+                   help="also replay the drive over DDS into the node processes (use_sim_time),"
+                   " record their outputs and compare with the offline run")  # fmt: skip
+    p.add_argument("--live-rate", type=float, default=1.0,
+                   help="bag seconds per wall second of the live replay (default 1)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)

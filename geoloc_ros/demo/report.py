@@ -40,6 +40,24 @@ def markdown_table(results: list[RowResult]) -> str:
     return "\n".join(out)
 
 
+def format_live(live: dict[str, Any]) -> str:
+    """Live (over DDS) next to the offline row it reruns, and what happened to the nodes."""
+    sc, d = live["scores"], live["relative_difference"]
+    pct = {k: "-" if v is None else f"{100 * v:+.0f} %" for k, v in d.items()}
+    lines = [
+        f"live over DDS ({live['rate']:g}x): RMSE {_f(sc['rmse_h_m'])} m ({pct['rmse_h_m']}), "
+        f"max in outage {_f(sc['outage_max_h_m'])} m ({pct['outage_max_h_m']}), "
+        f"yaw RMSE {_f(sc['yaw_rmse_deg'])} deg ({pct['yaw_rmse_deg']}) against offline "
+        f"'{live['offline_row']}'",
+        "received: " + ", ".join(f"{k} {v}" for k, v in live["received"].items()),
+    ]
+    for name, n in live["nodes"].items():
+        if n["died_at_bag_s"] is not None:
+            lines.append(f"{name} DIED at {n['died_at_bag_s']:.1f} s of the bag (exit "
+                         f"{n['exit_code']}): {' / '.join(n['log_tail'][-2:])}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def rejected_fixes(
     run_dir: Path, gnss: Trajectory, latency_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +136,12 @@ def write_report(
         + ", `ground_truth.tum`",
     ]
     for key, lack in skipped.items():
-        lines.append(f"- row `{key}` skipped: the bag has no {', '.join(lack)}")
+        lines.append(f"- row `{key}` skipped: needs {', '.join(lack)}")
+    if summary.get("live"):
+        lines += ["", "## Live over DDS", "", "```", format_live(summary["live"]), "```", "",
+                  "The nodes ran as processes with use_sim_time on the bag replayed with /clock;"
+                  " their outputs are in `live/outputs.mcap` and `live.tum`, their logs in "
+                  "`live/`."]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
 

@@ -34,6 +34,9 @@ class DemoOptions:
     map_model: Path | None = None
     posenet_model: Path | None = None
     progress: bool = True
+    live: bool = False  # also replay over DDS into the node processes and compare
+    live_rate: float = 1.0  # bag time / wall time of the live replay
+    live_domain_id: int | None = None  # ROS_DOMAIN_ID of the live run (default: the env's)
 
 
 @dataclass
@@ -74,14 +77,44 @@ def run_demo(scn: DemoScenario, opt: DemoOptions) -> DemoResult:
     _figures(out, results, gt, bag_t0, outage_abs, store, fusion.gnss_latency_s)
     store.close()
     stages["report"] = time.perf_counter() - t0
+    live = None
+    if opt.live:
+        live = _live(scn, opt, inputs, cfg_path, datum, inp, results, gt, outage_abs)
+        stages["live"] = live["wall_s"]
     summary = {
         "platform": scn.platform, "world": scn.world_name, "seed": scn.seed,
         "duration_s": scn.duration_s, "outage_s": list(scn.outage_s), "bag": str(inputs.bag),
         "map": str(inputs.map_dir), "config": str(cfg_path), "made": list(inputs.made),
-        "wall_s": time.perf_counter() - t_start, "stage_wall_s": stages,
+        "wall_s": time.perf_counter() - t_start, "stage_wall_s": stages, "live": live,
     }  # fmt: skip
     report.write_report(out, results, summary, skipped)
     return DemoResult(out, results, skipped, summary)
+
+
+def _live(scn, opt, inputs, cfg_path, datum, inp, results, gt, outage_abs) -> dict[str, Any]:
+    """The full pipeline over DDS (demo.live), scored like the rows, next to offline "all"."""
+    from geoloc_ros.demo.live import node_processes, run_live  # noqa: PLC0415
+    from geoloc_ros.demo.rows import ROWS, RowResult  # noqa: PLC0415
+
+    offline = next(r for r in results if r.row.fuse and "map_localizer" in r.row.fuse
+                   and ("posenet" in r.row.fuse) == (inp.posenet is not None))  # fmt: skip
+    pmodel = None if inp.posenet is None else inp.posenet.model
+    procs = node_processes(opt.out / "live", cfg_path, datum, inputs.map_dir,
+                           inp.map_localizer.model, pmodel)  # fmt: skip
+    run = run_live(inputs.bag, opt.out / "live", procs, opt.live_rate, opt.live_domain_id,
+                   opt.progress)  # fmt: skip
+    run.traj.write_tum(opt.out / "live.tum")
+    res = RowResult(ROWS[-1], run.traj, run.wall_s)
+    score(res, gt, outage_abs)
+    diff = {k: _rel(res.scores[k], offline.scores[k])
+            for k in ("rmse_h_m", "outage_max_h_m", "yaw_rmse_deg")}  # fmt: skip
+    return {"scores": res.scores, "offline_row": offline.row.key, "relative_difference": diff,
+            "received": run.counts, "nodes": run.nodes, "rate": opt.live_rate,
+            "wall_s": run.wall_s, "bag": str(run.bag)}  # fmt: skip
+
+
+def _rel(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else (a - b) / b
 
 
 def _configs(path: Path, platform: str, opt: DemoOptions):
@@ -103,7 +136,7 @@ def _configs(path: Path, platform: str, opt: DemoOptions):
         node = load_node_config(PoseNetNodeConfig, path, "posenet_node")
         model = str(opt.posenet_model or node.model)
         if model or platform == "car":
-            pcfg = dataclasses.replace(node.params(), model=model)
+            pcfg = dataclasses.replace(node, model=model)
     return fusion, mcfg, pcfg
 
 

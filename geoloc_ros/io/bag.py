@@ -227,6 +227,13 @@ class BagWriter:
         raw = self.typestore.serialize_cdr(msg, conn.msgtype)
         self._writer.write(conn, round(t_log_s * 1e9), raw)
 
+    def write_raw(self, topic: str, t_log_s: float, raw: bytes) -> None:
+        """Write an already CDR-serialised message (as received raw from DDS)."""
+        conn = self._conns.get(topic)
+        if conn is None:
+            raise BagError(f"topic {topic} was not added to {self.path}")
+        self._writer.write(conn, round(t_log_s * 1e9), raw)
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         tmp = self._tmpdir
         try:

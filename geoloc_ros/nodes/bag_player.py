@@ -83,6 +83,11 @@ class BagPlayer(Node):
         if not self._pubs:
             raise BagError(f"{self.bag}: nothing to publish")
 
+    def subscription_count(self, topic: str) -> int:
+        """Subscribers matched on one of the bag's topics (0 for a topic it does not play)."""
+        pub = self._pubs.get(topic)
+        return pub.get_subscription_count() if pub is not None else 0
+
     def stop(self) -> None:
         self._stopped = True
 
