@@ -29,7 +29,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       map_model=Path(args.map_model) if args.map_model else None,
                       posenet_model=Path(args.posenet_model) if args.posenet_model else None,
                       progress=not args.quiet, live=args.live,
-                      live_rate=args.live_rate)  # fmt: skip
+                      live_rate=args.live_rate, jobs=args.jobs)  # fmt: skip
     r = run_demo(scn, opt)
     s = r.summary
     a, d = scn.outage_s
@@ -63,6 +63,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--map-model", help="neural map model (default: the shipped one)")
     p.add_argument("--posenet-model", help="PoseNet model (default: posenet_node.model, else "
                    "the shipped demo-world car model)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=0,
+                   help="rows replayed at once (default: one per core, at most 4)")  # fmt: skip
     p.add_argument("--live", action="store_true",
                    help="also replay the drive over DDS into the node processes (use_sim_time),"
                    " record their outputs and compare with the offline run")  # fmt: skip
