@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from geoloc_ros.demo.report import visual_fixes
 from geoloc_ros.demo.rows import ROWS, runnable
 from geoloc_ros.demo.run import DemoOptions, run_demo
 from geoloc_ros.demo.scenario import DemoScenario
@@ -60,6 +61,9 @@ def test_the_fusion_rides_through_the_outage_where_gnss_alone_stands_still(demo)
         assert rows[key]["rmse_h_m"] < 5.0 and rows[key]["yaw_rmse_deg"] < 10.0, key
     fused = r.results[-1].report["fused"]
     assert fused["map_localizer/fix"]["fixes_to_fusion"] > 10
+    used, gated, held = (int(v) for v in visual_fixes(r.results[-1]).split("/"))
+    assert used + gated >= fused["map_localizer/fix"]["fixes_to_fusion"] - 5 and held >= 0
+    assert visual_fixes(r.results[1]) == "-"  # IMU + GNSS: no localizer
     assert "posenet/fix" in fused
 
 

@@ -19,10 +19,23 @@ def _f(v: Any, fmt: str = ".2f") -> str:
 
 
 def table_rows(results: list[RowResult]) -> list[list[str]]:
-    head = ["estimate", "RMSE horiz [m]", "max in outage [m]", "yaw RMSE [deg]", "poses"]
+    head = ["estimate", "RMSE horiz [m]", "max in outage [m]", "yaw RMSE [deg]",
+            "visual fixes used/gated/withheld"]  # fmt: skip
     body = [[r.row.label, _f(r.scores["rmse_h_m"]), _f(r.scores["outage_max_h_m"]),
-             _f(r.scores["yaw_rmse_deg"]), str(r.scores["poses"])] for r in results]  # fmt: skip
+             _f(r.scores["yaw_rmse_deg"]), visual_fixes(r)] for r in results]  # fmt: skip
     return [head, *body]
+
+
+def visual_fixes(r: RowResult) -> str:
+    """What the localizers gave this row's fusion: used, gated by it, withheld by the nodes'
+    own rules (multi-modal, too uncertain); '-' for rows without localizers."""
+    if not r.row.fuse or r.report is None:
+        return "-"
+    c = r.report["fusion_counts"]
+    used = c.get("pose3_used", 0) + c.get("pose6_used", 0)
+    gated = c.get("pose3_gated", 0) + c.get("pose6_gated", 0)
+    held = sum(sum(f["withheld"].values()) for f in r.report["fused"].values())
+    return f"{used}/{gated}/{held}"
 
 
 def format_table(results: list[RowResult]) -> str:
