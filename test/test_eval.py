@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from geoloc_ros.cli import main
+from geoloc_ros.errors import GeolocError
 from geoloc_ros.eval.report import fusion_config, run_eval
 from geoloc_ros.eval.tum import read_tum
 from geoloc_ros.io.importers import IMPORTERS
@@ -109,3 +110,15 @@ def test_comma2k19_fusion_beats_the_ublox_on_real_data(tmp_path):
     raw = rep["estimates"]["gnss"]["ape_horizontal_m"]["rmse"]
     assert raw == pytest.approx(1.47, abs=0.05)  # the data README's figure
     assert fus < 0.65  # measured 0.55; the latency model is what buys most of it
+
+
+def test_estimators_the_bag_cannot_feed_are_named_and_the_rest_run(bag, tmp_path, caplog):
+    """The figure-eight bag has IMU and fixes but no camera: PoseNet and the map
+    localizer are skipped by name with their missing topics; the fusion still runs."""
+    rep = run_eval(bag, tmp_path, fusion_config(None), ["fusion", "gnss", "posenet"],
+                   progress=False, fuse=["map_localizer"])  # fmt: skip
+    assert rep["skipped"] == {"posenet": ["/image"], "map_localizer": ["/image", "/camera_info"]}
+    assert set(rep["estimates"]) == {"fusion", "gnss"} and not rep["fused"]
+    assert "posenet: the bag has no /image; running fusion, gnss" in caplog.text
+    with pytest.raises(GeolocError, match="no estimator can run: posenet needs /image"):
+        run_eval(bag, tmp_path / "x", fusion_config(None), ["posenet"], progress=False)

@@ -107,6 +107,8 @@ def format_table(rep: dict[str, Any]) -> str:
     for name, f in rep.get("fused", {}).items():
         held = ", ".join(f"{n} {k}" for k, n in f["withheld"].items()) or "none"
         rows.append(f"fused {name}: {f['fixes_to_fusion']} fixes to the fusion; withheld: {held}")
+    for name, lack in rep.get("skipped", {}).items():
+        rows.append(f"skipped {name}: the bag has no {', '.join(lack)}")
     if rep["rejections"]:
         rows.append("rejected: " + ", ".join(f"{k} {v}" for k, v in rep["rejections"].items()))
     rf = rep.get("realtime_factor")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,13 +20,14 @@ import numpy as np
 import yaml
 
 from geoloc_ros.config import flatten, from_mapping, load_node_config
-from geoloc_ros.errors import ConfigError, GeolocError
+from geoloc_ros.errors import BagError, ConfigError, GeolocError
 from geoloc_ros.eval import metrics, plots
 from geoloc_ros.eval.posenet_replay import posenet_localizer, posenet_metrics, replay_posenet
 from geoloc_ros.eval.replay import ReplayResult, replay_fusion
 from geoloc_ros.eval.trajectory import Trajectory
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
+from geoloc_ros.io import topics
 from geoloc_ros.posenet.localizer import PoseNetParams
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ FUSABLE = ("map_localizer", "posenet")
 """Visual localizers `--fuse` can put in the fusion's loop."""
 
 FUSION_NODE = "fusion_node"
+
+log = logging.getLogger(__name__)
 
 
 def fusion_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FusionConfig:
@@ -95,6 +99,7 @@ def run_eval(
     unknown = [f for f in fuse if f not in FUSABLE]
     if unknown:
         raise ConfigError(f"cannot fuse {unknown[0]!r}; available: {', '.join(FUSABLE)}")
+    estimators, fuse, skipped = runnable_estimators(bag, estimators, fuse)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if no_gnss:
@@ -158,6 +163,7 @@ def run_eval(
         "withheld_fixes": res.withheld_fixes,
         "rejections": _rejection_counts(res),
         "fused": {src.input_name: _source_report(src) for src in sources},
+        "skipped": skipped,
     }
     errors: dict[str, metrics.Errors] = {}
     if gt is not None and len(gt) > 1:
@@ -188,6 +194,40 @@ def run_eval(
     _plots(out, res, trajs, gt, errors)
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
     return report
+
+
+NEEDS = {
+    "fusion": (topics.IMU,),
+    "gnss": (topics.FIX,),
+    "posenet": (topics.IMAGE,),
+    "map_localizer": (topics.IMAGE, topics.CAMERA_INFO),
+}
+"""Bag topics each estimator (or fused localizer) cannot run without."""
+
+
+def runnable_estimators(
+    bag: str | Path, estimators: Sequence[str], fuse: Sequence[str]
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """The estimators and fused localizers the bag can feed, and what the others miss;
+    the skipped ones are logged by name with their missing topics."""
+    from geoloc_ros.io.bag import BagReader  # noqa: PLC0415
+
+    with BagReader(bag) as reader:
+        present = {t.topic for t in reader.topics()}
+    skipped: dict[str, list[str]] = {}
+    for name in dict.fromkeys([*estimators, *fuse]):
+        lack = [t for t in NEEDS[name] if t not in present]
+        if lack:
+            skipped[name] = lack
+    keep = [e for e in estimators if e not in skipped]
+    keep_fuse = [f for f in fuse if f not in skipped]
+    if not keep:
+        raise BagError(f"{bag}: no estimator can run: " + "; ".join(
+            f"{k} needs {', '.join(v)}" for k, v in skipped.items()))  # fmt: skip
+    for name, lack in skipped.items():
+        log.warning("%s: the bag has no %s; running %s", name, ", ".join(lack),
+                    ", ".join(keep + [f"fused {f}" for f in keep_fuse]))  # fmt: skip
+    return keep, keep_fuse, skipped
 
 
 def _source_report(src) -> dict[str, Any]:
