@@ -105,9 +105,9 @@ def test_live_over_dds_matches_offline_and_reports_a_node_that_dies(demo, tmp_pa
     import random
 
     from geoloc_ros.config import platform_config
-    from geoloc_ros.demo.live import node_processes, run_live
     from geoloc_ros.demo.rows import score
     from geoloc_ros.neuralmap.localizer import shipped_model_dir
+    from geoloc_ros.nodes.live import node_processes, run_live
 
     _, opt, r = demo
     inputs_bag = next(opt.cache.glob("drives/*.mcap"))

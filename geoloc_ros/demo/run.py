@@ -123,9 +123,9 @@ def _one_thread() -> None:
 
 
 def _live(scn, opt, inputs, cfg_path, datum, inp, results, gt, outage_abs) -> dict[str, Any]:
-    """The full pipeline over DDS (demo.live), scored like the rows, next to offline "all"."""
-    from geoloc_ros.demo.live import node_processes, run_live  # noqa: PLC0415
+    """The full pipeline over DDS (nodes.live), scored like the rows, next to offline "all"."""
     from geoloc_ros.demo.rows import ROWS, RowResult  # noqa: PLC0415
+    from geoloc_ros.nodes.live import node_processes, run_live  # noqa: PLC0415
 
     offline = next(r for r in results if r.row.fuse and "map_localizer" in r.row.fuse
                    and ("posenet" in r.row.fuse) == (inp.posenet is not None))  # fmt: skip

@@ -1,10 +1,10 @@
-"""`geoloc demo --live`: the demo's drive over DDS into the real nodes, recorded, scored.
+"""`geoloc demo --live`: the demo's drive over DDS into the real nodes, recorded.
 
 fusion_node, map_localizer_node and posenet_node run as separate processes (as
 `ros2 launch` starts them) with the platform's YAML and use_sim_time; this process
 publishes the bag with /clock (BagPlayer) and records the nodes' outputs (Recorder)
-to live/outputs.mcap. odometry/global from that bag is then scored exactly like the
-offline rows. A node that dies leaves the others running; the report says which, when
+to live/outputs.mcap; geoloc_ros.demo scores odometry/global from that bag exactly like
+the offline rows. A node that dies leaves the others running; the report says which, when
 and how (exit code and the end of its log).
 """
 
