@@ -26,9 +26,11 @@ from rclpy.qos import (
 )
 
 from geoloc_ros.config import ROS_RESERVED, flatten, from_mapping, load_node_config
-from geoloc_ros.errors import ConfigError
+from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.health import InputHealth, InputStatus
+from geoloc_ros.io.convert import stamp_of
 from geoloc_ros.io.msgtypes import RclpyTypes
+from geoloc_ros.timeutil import FrameRate
 
 T = TypeVar("T")
 
@@ -151,6 +153,16 @@ class Diagnostics:
                 )
             )
         self._pub.publish(msg)
+
+
+def admit_frame(rate: FrameRate, msg: Any, diag: Diagnostics) -> bool:
+    """Whether an image is inside the node's max_rate_hz budget (by its stamp); an image
+    with an unusable stamp is rejected on `diag` as input "image"."""
+    try:
+        return rate.admit(stamp_of(msg))
+    except InputRejected as exc:
+        diag.reject("image", exc.reason, str(exc))
+        return False
 
 
 class LatestFrameWorker:
@@ -280,6 +292,7 @@ __all__ = [
     "STREAM_QOS",
     "Diagnostics",
     "TfPublisher",
+    "admit_frame",
     "declare_config",
     "run",
     "watch_time_jumps",

@@ -29,7 +29,6 @@ from geoloc_ros.io.convert import (
     imu_from_msg,
     msg_from_posefix,
     navstate_from_odometry,
-    stamp_of,
 )
 from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
 from geoloc_ros.neuralmap.inputs import (
@@ -46,6 +45,7 @@ from geoloc_ros.nodes.base import (
     TF_STATIC_QOS,
     Diagnostics,
     LatestFrameWorker,
+    admit_frame,
     declare_config,
     run,
 )
@@ -145,11 +145,7 @@ class MapLocalizerNode(Node):
             self._prior = (*prior, None)
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            if not self._rate.admit(stamp_of(msg)):
-                return  # above max_rate_hz: not a drop, a budget
-        except InputRejected as exc:
-            self.diag.reject("image", exc.reason, str(exc))
+        if not admit_frame(self._rate, msg, self.diag):
             return
         if self._worker.offer(
             msg, self._info, self._gravity.g_base, self._gravity.tilt_sigma_rad, self._prior

@@ -20,13 +20,14 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from geoloc_ros.errors import ConfigError, GeolocError, InputRejected
 from geoloc_ros.health import InputStatus, Level
-from geoloc_ros.io.convert import camera_frame_from_msgs, msg_from_posefix, stamp_of
+from geoloc_ros.io.convert import camera_frame_from_msgs, msg_from_posefix
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
     RELIABLE_QOS,
     SENSOR_QOS,
     Diagnostics,
     LatestFrameWorker,
+    admit_frame,
     declare_config,
     run,
 )
@@ -68,11 +69,7 @@ class PoseNetNode(Node):
         self.diag.accept("camera_info")
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            if not self._rate.admit(stamp_of(msg)):
-                return  # above max_rate_hz: not a drop, a budget
-        except InputRejected as exc:
-            self.diag.reject("image", exc.reason, str(exc))
+        if not admit_frame(self._rate, msg, self.diag):
             return
         if self._worker.offer(msg, self._info):
             self.counts["dropped"] += 1
