@@ -11,6 +11,7 @@ import numpy as np
 
 from geoloc_ros.demo.rows import RowResult
 from geoloc_ros.eval import metrics, plots
+from geoloc_ros.eval.report import json_default
 from geoloc_ros.eval.trajectory import Trajectory
 
 
@@ -119,7 +120,7 @@ def write_report(
     """metrics.json (every number) and report.md (table, figures, what ran)."""
     doc = {**summary, "rows": {r.row.key: {"label": r.row.label, **r.scores} for r in results},
            "skipped_rows": skipped}  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=_json) + "\n")
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=json_default) + "\n")
     lines = [
         f"# geoloc demo: {summary['platform']}, {summary['duration_s']:g} s",
         "",
@@ -156,11 +157,3 @@ def write_report(
                   " their outputs are in `live/outputs.mcap` and `live.tum`, their logs in "
                   "`live/`."]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines) + "\n")
-
-
-def _json(o: Any) -> Any:
-    if isinstance(o, (np.generic,)):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -10,7 +10,6 @@ had published last at each ground-truth stamp (GNSS only holds its last fix ther
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import time
@@ -97,7 +96,7 @@ def run_row(row: Row, inp: RowInputs, out: Path, progress: bool) -> RowResult:
                    progress=progress, posenet=inp.posenet, map_localizer=inp.map_localizer,
                    fuse=list(row.fuse))  # fmt: skip
     shutil.copyfile(run_dir / "fusion.tum", out / f"{row.key}.tum")
-    traj = _read(run_dir / "fusion.tum")
+    traj = Trajectory.from_tum(run_dir / "fusion.tum")
     cov_fused = _fused_covariances(run_dir)
     if cov_fused is not None and len(cov_fused) == len(traj):
         traj.cov_p_3x3 = cov_fused
@@ -158,19 +157,7 @@ def _gnss_only(bag: Path, datum: list[float], progress: bool) -> Trajectory:
     return Trajectory.from_states(states)
 
 
-def _read(path: Path) -> Trajectory:
-    from geoloc_ros.eval.tum import read_tum  # noqa: PLC0415
-
-    t, p, q = read_tum(path)
-    return Trajectory(t, p, q)
-
-
 def _fused_covariances(run_dir: Path) -> np.ndarray | None:
     """Position covariances of the row's fusion poses, saved beside its TUM file."""
     path = run_dir / "fusion.cov_p_3x3.npy"
     return np.load(path, allow_pickle=False) if path.is_file() else None
-
-
-def with_datum(cfg: Any, datum: list[float]) -> Any:
-    """A fusion config in the map's frame."""
-    return dataclasses.replace(cfg, datum=list(datum))

@@ -190,7 +190,6 @@ def _truth(out: Path, results: list[RowResult], scn: DemoScenario, bag: Path):
     """Ground truth in the map frame (from the first fusion row's run), the bag's start
     and the outage in absolute stamps."""
     from geoloc_ros.eval.trajectory import Trajectory  # noqa: PLC0415
-    from geoloc_ros.eval.tum import read_tum  # noqa: PLC0415
     from geoloc_ros.io.bag import BagReader  # noqa: PLC0415
 
     first = next(r for r in results if r.report is not None)
@@ -198,11 +197,10 @@ def _truth(out: Path, results: list[RowResult], scn: DemoScenario, bag: Path):
     if not src.is_file():
         raise GeolocError("the demo bag has no ground truth (/ground_truth/odom)")
     shutil.copyfile(src, out / "ground_truth.tum")
-    t, p, q = read_tum(src)
     with BagReader(bag) as reader:
         bag_t0 = reader.start_s
     a, d = scn.outage_s
-    return Trajectory(t, p, q), bag_t0, (bag_t0 + a, bag_t0 + a + d)
+    return Trajectory.from_tum(src), bag_t0, (bag_t0 + a, bag_t0 + a + d)
 
 
 def _figures(out, results, gt, bag_t0, outage_abs, store, latency_s) -> None:
@@ -213,10 +211,8 @@ def _figures(out, results, gt, bag_t0, outage_abs, store, latency_s) -> None:
     ortho = (rgb, (x_west, x_west + w * res, y_south, y_south + h * res))
     last = next(r for r in reversed(results) if r.report is not None)
     run_dir = out / "runs" / last.row.key
-    from geoloc_ros.eval.tum import read_tum  # noqa: PLC0415
-
-    t, p, q = read_tum(run_dir / "gnss.tum")
-    rejected_t, rejected_p = report.rejected_fixes(run_dir, Trajectory(t, p, q), latency_s)
+    gnss = Trajectory.from_tum(run_dir / "gnss.tum")
+    rejected_t, rejected_p = report.rejected_fixes(run_dir, gnss, latency_s)
     report.write_figures(out, results, gt, outage_abs, bag_t0, ortho, rejected_p, rejected_t)
 
 

@@ -22,8 +22,6 @@ from geoloc_ros.sim.world import WorldConfig
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("car", "drone")
-
 
 @dataclass(frozen=True)
 class DemoScenario:
@@ -37,14 +35,20 @@ class DemoScenario:
     world_name: str = "demo"  # cache folder of the world
 
     def __post_init__(self) -> None:
-        if self.platform not in PLATFORMS:
-            raise ConfigError(f"platform must be car or drone, got {self.platform!r}")
+        self.drive_config()  # the simulator's own checks: platform, duration, outage start
         start, dur = self.outage_s
         if not (self.duration_s > 0 and start >= 0 and dur > 0 and start + dur < self.duration_s):
             raise ConfigError(
                 f"the GNSS outage {start:g}:{dur:g} s must end inside the "
                 f"{self.duration_s:g} s drive"
             )
+
+    def drive_config(self):
+        """The simulator's DriveConfig of this drive."""
+        from geoloc_ros.sim.drive import DriveConfig  # noqa: PLC0415
+
+        return DriveConfig(platform=self.platform, duration_s=self.duration_s, seed=self.seed,
+                           gnss_outages=(self.outage_s,))  # fmt: skip
 
     @property
     def drive_name(self) -> str:
@@ -90,12 +94,10 @@ def prepare(scn: DemoScenario, cache: Path, map_model: Path, progress: bool) -> 
 
 def _simulate(world, scn: DemoScenario, bag: Path, progress: bool) -> None:
     """The drive (simulate_drive writes a temporary bag and renames it when complete)."""
-    from geoloc_ros.sim.drive import DriveConfig, simulate_drive  # noqa: PLC0415
+    from geoloc_ros.sim.drive import simulate_drive  # noqa: PLC0415
 
-    cfg = DriveConfig(platform=scn.platform, duration_s=scn.duration_s, seed=scn.seed,
-                      gnss_outages=(scn.outage_s,))  # fmt: skip
     bag.parent.mkdir(parents=True, exist_ok=True)
-    simulate_drive(world, cfg, bag, progress=progress)
+    simulate_drive(world, scn.drive_config(), bag, progress=progress)
 
 
 def _map(world_dir: Path, scn: DemoScenario, cache: Path, model: Path, progress: bool):

@@ -23,7 +23,7 @@ _POINTS = dict(ls="", marker=".", ms=3, color="tab:orange", alpha=0.7)
 
 def _is_raw(name: str) -> bool:
     """Raw GNSS fixes are drawn as points: a line would cross the outage as if measured."""
-    return name == "gnss" or name.lower().startswith("gnss")
+    return name.lower().startswith("gnss")
 
 
 def plot_trajectories(

@@ -192,7 +192,7 @@ def run_eval(
         report["estimates"]["fusion"]["accepted_fix_residual_h_m"] = _fix_residuals(res, fused)
     _write_rejections(out / "rejections.csv", res)
     _plots(out, res, trajs, gt, errors)
-    (out / "metrics.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    (out / "metrics.json").write_text(json.dumps(report, indent=2, default=json_default))
     return report
 
 
@@ -344,9 +344,12 @@ def _plots(out: Path, res: ReplayResult, trajs, gt, errors) -> None:
         plots.plot_errors(out / "errors.png", errors, res.bag_start_s, res.outage_s, gated_t)
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """json.dumps `default` for report values: numpy scalars and arrays, paths."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -55,6 +55,13 @@ class Trajectory:
             traj.q_xyzw = np.array([xyzw_from_matrix(R @ matrix_from_xyzw(q)) for q in traj.q_xyzw])
         return traj
 
+    @classmethod
+    def from_tum(cls, path: str | Path) -> Trajectory:
+        """A TUM file `t x y z qx qy qz qw` (as write_tum leaves it; no covariances)."""
+        from geoloc_ros.eval.tum import read_tum  # noqa: PLC0415
+
+        return cls(*read_tum(path))
+
     def select(self, mask: np.ndarray) -> Trajectory:
         cov = self.cov_p_3x3[mask] if self.cov_p_3x3 is not None else None
         return Trajectory(self.t_s[mask], self.p_m[mask], self.q_xyzw[mask], cov)
