@@ -163,9 +163,15 @@ def test_onnx_export_matches_torch(tiny_model, posed, tmp_path):
     f_t, f_o = torch_r.features(x), ort_r.features(x)
     assert np.abs(f_t - f_o).max() <= 1e-4
     loc = PoseNetLocalizer(b, torch_r, PoseNetParams(samples=16))
-    m1, m2 = loc.masks(16)
-    f = np.repeat(f_t[:1], 16, 0)
-    assert np.abs(torch_r.head(f, m1, m2) - ort_r.head(f, m1, m2)).max() <= 1e-4
+    masks = loc.masks(16)
+    one_frame = torch_r.head(f_t[:1], masks)  # one frame broadcast to its 16 samples
+    assert one_frame.shape == (16, b.config.out_dim)
+    assert np.abs(one_frame - ort_r.head(f_t[:1], masks)).max() <= 1e-4
+    # a batch of frames, one mask each, gives each frame its own sample
+    f4 = f_t[:4]
+    assert np.abs(torch_r.head(f4, masks[:4]) - ort_r.head(f4, masks[:4])).max() <= 1e-4
+    assert np.allclose(torch_r.head(f4, masks[:4])[1], torch_r.head(f4[1:2], masks[1:2])[0],
+                       atol=1e-5)  # fmt: skip
     with pytest.raises(ConfigError, match="TensorrtExecutionProvider"):
         make_runner(b, "tensorrt")
 

@@ -27,18 +27,18 @@ def shipped_model_dir() -> Path:
     return Path(str(resources.files("geoloc_ros") / "models" / SHIPPED_MODEL))
 
 
-def dropout_masks(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Inverted-dropout masks (n, D) and (n, hidden), float32, keep probability 1 - p."""
+def dropout_masks(rng: np.random.Generator, n: int, cfg) -> np.ndarray:
+    """Inverted-dropout masks (n, hidden), float32, keep probability 1 - p."""
     keep = np.float32(1.0 - cfg.dropout)
-    m1 = rng.random((n, cfg.feature_dim), dtype=np.float32) < keep
-    m2 = rng.random((n, cfg.hidden), dtype=np.float32) < keep
-    return m1.astype(np.float32) / keep, m2.astype(np.float32) / keep
+    return (rng.random((n, cfg.hidden), dtype=np.float32) < keep).astype(np.float32) / keep
 
 
 def mc_pose(runner, cfg, feat: np.ndarray, rng: np.random.Generator, n: int):
-    """Mean pose and MC sample covariance (6x6, ROS order) from one frame's (1, D) features."""
-    m1, m2 = dropout_masks(rng, n, cfg)
-    s = decode(runner.head(np.repeat(feat, n, axis=0), m1, m2), cfg)
+    """Mean pose and MC sample covariance (6x6, ROS order) from one frame's (1, D) features.
+
+    The head's first layer runs once on the (1, D) features, broadcast to the n masks.
+    """
+    s = decode(runner.head(feat, dropout_masks(rng, n, cfg)), cfg)
     p, q = mean_pose(s)
     return p, q, sample_covariance(s, p, q)
 
@@ -101,7 +101,7 @@ class PoseNetLocalizer:
         bundle = load_bundle(params.model or shipped_model_dir())
         return cls(bundle, make_runner(bundle, params.backend, params.device), params)
 
-    def masks(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def masks(self, n: int) -> np.ndarray:
         return dropout_masks(self._rng, n, self.cfg)
 
     def localize(self, image: np.ndarray, t_s: float, frame_id: str = "map") -> PoseNetResult:

@@ -2,7 +2,11 @@
 
 The backbone runs once per frame; the head is sampled N times with explicit dropout
 masks, so PyTorch, ONNX Runtime and TensorRT draw the same samples from the same
-masks (`head(feat, mask_in, mask_hidden)`).
+masks (`head(feat, mask_hidden)`). Dropout sits on the hidden layer only: dropping the
+flattened spatial features (which say *where* things are in the view) stopped the
+network from learning the place at all (docs/posenet.md), and it made every MC sample
+pay for the large first layer. The first layer therefore runs once per frame and its
+output is broadcast against the N masks.
 
 Position comes from anchors (Saha et al., "Improved visual relocalization by
 discovering anchor points", BMVC 2018): K anchor positions spread over the area
@@ -140,10 +144,11 @@ class Backbone(nn.Module):
 
 
 class DropoutHead(nn.Module):
-    """Features (B, D) and dropout masks -> (B, cfg.out_dim) (layout: module docstring).
+    """Features (B, D) and hidden-layer masks (N, hidden) -> (N, cfg.out_dim).
 
-    Masks are already scaled by 1/(1-p) (inverted dropout); pass ones for a
-    deterministic pass. Training uses `sample_masks` with the module's generator.
+    B is N (one feature row per sample, as in training) or 1 (one frame, broadcast to
+    its N MC samples, so the first layer runs once). Masks are already scaled by
+    1/(1-p) (inverted dropout); pass ones for a deterministic pass.
     """
 
     def __init__(self, cfg: PoseNetConfig) -> None:
@@ -154,21 +159,17 @@ class DropoutHead(nn.Module):
         with torch.no_grad():  # start near the identity rotation, not a degenerate 0
             self.fc_q.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
-    def forward(
-        self, feat: torch.Tensor, mask_in: torch.Tensor, mask_hidden: torch.Tensor
-    ) -> torch.Tensor:
-        h = F.relu(self.fc1(feat * mask_in)) * mask_hidden
+    def forward(self, feat: torch.Tensor, mask_hidden: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.fc1(feat)) * mask_hidden
         return torch.cat([self.fc_p(h), self.fc_q(h)], dim=1)
 
 
 def sample_masks(
     n: int, cfg: PoseNetConfig, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverted-dropout masks (n, D) and (n, hidden) with keep probability 1 - p."""
+) -> torch.Tensor:
+    """Inverted-dropout masks (n, hidden) with keep probability 1 - p."""
     keep = 1.0 - cfg.dropout
-    m1 = torch.rand(n, cfg.feature_dim, generator=generator) < keep
-    m2 = torch.rand(n, cfg.hidden, generator=generator) < keep
-    return m1.float() / keep, m2.float() / keep
+    return (torch.rand(n, cfg.hidden, generator=generator) < keep).float() / keep
 
 
 class PoseNet(nn.Module):
@@ -181,8 +182,8 @@ class PoseNet(nn.Module):
         self.head = DropoutHead(cfg)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        m1, m2 = sample_masks(x.shape[0], self.cfg, generator)
-        return self.head(self.backbone(x), m1.to(x.device), m2.to(x.device))
+        mask = sample_masks(x.shape[0], self.cfg, generator)
+        return self.head(self.backbone(x), mask.to(x.device))
 
 
 class HomoscedasticPoseLoss(nn.Module):
@@ -197,7 +198,9 @@ class HomoscedasticPoseLoss(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.s_p = nn.Parameter(torch.tensor(0.0))
-        self.s_q = nn.Parameter(torch.tensor(-3.0))
+        # all weights start equal: positions are normalised, so Kendall's s_q = -3 for
+        # metres would weight rotation ~20x and keep the position from being learned
+        self.s_q = nn.Parameter(torch.tensor(0.0))
         self.s_c = nn.Parameter(torch.tensor(0.0))
         if cfg.n_anchors:
             self.register_buffer("anchors", torch.tensor(cfg.anchors_xy_m, dtype=torch.float32))

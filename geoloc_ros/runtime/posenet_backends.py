@@ -29,8 +29,8 @@ class PoseNetRunner(Protocol):
     def features(self, x: np.ndarray) -> np.ndarray:
         """(B, C, H, W) float32 in [-1, 1] -> (B, D) float32."""
 
-    def head(self, feat: np.ndarray, mask_in: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
-        """(N, D), (N, D), (N, hidden) float32 -> (N, out_dim) float32."""
+    def head(self, feat: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
+        """(N or 1, D), (N, hidden) float32 -> (N, out_dim) float32."""
 
 
 class TorchRunner:
@@ -49,10 +49,10 @@ class TorchRunner:
             t = self.torch.from_numpy(x).to(self.device)
             return self.model.backbone(t).cpu().numpy()
 
-    def head(self, feat: np.ndarray, mask_in: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
+    def head(self, feat: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
         t = self.torch
         with t.inference_mode():
-            args = [t.from_numpy(a).to(self.device) for a in (feat, mask_in, mask_hidden)]
+            args = [t.from_numpy(a).to(self.device) for a in (feat, mask_hidden)]
             return self.model.head(*args).cpu().numpy()
 
 
@@ -79,8 +79,8 @@ class OrtRunner:
     def features(self, x: np.ndarray) -> np.ndarray:
         return self._bb.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
 
-    def head(self, feat: np.ndarray, mask_in: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
-        feeds = {"features": feat, "mask_in": mask_in, "mask_hidden": mask_hidden}
+    def head(self, feat: np.ndarray, mask_hidden: np.ndarray) -> np.ndarray:
+        feeds = {"features": feat, "mask_hidden": mask_hidden}
         feeds = {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()}
         return self._head.run(None, feeds)[0]
 
@@ -126,15 +126,13 @@ def _export(model, cfg, d, torch) -> None:
         output_names=["features"], dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
         opset_version=17, dynamo=False,
     )  # fmt: skip
-    n = 4
-    args = (
-        torch.zeros(n, cfg.feature_dim),
-        torch.ones(n, cfg.feature_dim),
-        torch.ones(n, cfg.hidden),
-    )
-    names = ["features", "mask_in", "mask_hidden"]
+    # features and masks have their own batch axes: one frame's (1, D) features broadcast
+    # to its N masks at run time, N frames' features meet N masks in a batch
+    args = (torch.zeros(2, cfg.feature_dim), torch.ones(2, cfg.hidden))
+    names = ["features", "mask_hidden"]
+    axes = {"features": {0: "frames"}, "mask_hidden": {0: "samples"}, "pose": {0: "samples"}}
     torch.onnx.export(
         model.head, args, str(d / HEAD_ONNX), input_names=names, output_names=["pose"],
-        dynamic_axes={**{k: {0: "samples"} for k in names}, "pose": {0: "samples"}},
+        dynamic_axes=axes,
         opset_version=17, dynamo=False,
     )  # fmt: skip
