@@ -22,23 +22,23 @@ from geoloc_ros.runtime.posenet_backends import make_runner
 
 def _variants(loc: PoseNetLocalizer, image: np.ndarray, n: int):
     from geoloc_ros.posenet.data import prepare_image, to_tensor_batch  # noqa: PLC0415
+    from geoloc_ros.posenet.mc import decode  # noqa: PLC0415
 
     cfg = loc.cfg
     r = loc.runner
-    one1 = np.ones((1, cfg.feature_dim), np.float32)
-    one2 = np.ones((1, cfg.hidden), np.float32)
+    ones = np.ones((1, cfg.hidden), np.float32)
 
-    def deterministic():
+    def deterministic():  # image -> pose, as a PoseNet without MC dropout publishes it
         x = to_tensor_batch(prepare_image(image, cfg.input_hw, cfg.channels)[None]).numpy()
-        return r.head(r.features(x), one1, one2)
+        return decode(r.head(r.features(x), ones), cfg)
 
     def mc():
         return loc.localize(image, 0.0)
 
     def naive():
         x = to_tensor_batch(prepare_image(image, cfg.input_hw, cfg.channels)[None]).numpy()
-        m1, m2 = loc.masks(n)
-        return [r.head(r.features(x), m1[i : i + 1], m2[i : i + 1]) for i in range(n)]
+        masks = loc.masks(n)
+        return [r.head(r.features(x), masks[i : i + 1]) for i in range(n)]
 
     return {"deterministic": deterministic, f"mc{n}": mc, f"naive_mc{n}": naive}
 
@@ -120,9 +120,8 @@ def onnx_parity(bundle, images_u8: np.ndarray, samples: int = 32) -> dict:
         ft, fo = t.features(x), o.features(x)
         d_feat = max(d_feat, float(np.abs(ft - fo).max()))
         for f in ft:
-            m1, m2 = dropout_masks(rng, samples, bundle.config)
-            fb = np.repeat(f[None], samples, 0)
-            d_out = max(d_out, float(np.abs(t.head(fb, m1, m2) - o.head(fb, m1, m2)).max()))
+            m = dropout_masks(rng, samples, bundle.config)
+            d_out = max(d_out, float(np.abs(t.head(f[None], m) - o.head(f[None], m)).max()))
     return {"images": len(images_u8), "max_abs_diff_features": d_feat,
             "max_abs_diff_head_outputs": d_out}  # fmt: skip
 
