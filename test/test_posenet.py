@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.posenet.bundle import load_bundle
-from geoloc_ros.posenet.data import load_split
+from geoloc_ros.posenet.data import load_split, load_splits
 from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetParams, shipped_model_dir
 from geoloc_ros.posenet.mc import (
     CHI2_95_3DOF,
@@ -205,6 +205,21 @@ def test_posed_folder_format_errors_are_clear(tmp_path, posed):
         load_split(bad, "train", (32, 48), 3, progress=False)
     with pytest.raises(ConfigError, match="neither"):
         load_split(tmp_path / "nothing", "train", (32, 48), 3, progress=False)
+
+
+def test_several_datasets_of_one_area_concatenate_and_other_areas_are_refused(posed, tmp_path):
+    more = write_posed_folder(tmp_path / "more", n=40, seed=5)
+    one = load_split(posed, "train", (32, 48), 3, progress=False)
+    two = load_split(more, "train", (32, 48), 3, progress=False)
+    both = load_splits([posed, more], "train", (32, 48), 3, progress=False)
+    assert len(both) == len(one) + len(two)
+    assert np.array_equal(both.images[len(one) :], two.images)
+    assert np.array_equal(both.p_m[: len(one)], one.p_m)
+    other = write_posed_folder(tmp_path / "other", n=20, seed=6)
+    area = json.loads((other / "area.json").read_text())
+    (other / "area.json").write_text(json.dumps({**area, "datum": [48.0, 9.0, 300.0]}))
+    with pytest.raises(ConfigError, match="another area"):
+        load_splits([posed, other], "train", (32, 48), 3, progress=False)
 
 
 def test_euroc_folder_gives_chronological_posed_splits(shared_data):

@@ -51,7 +51,9 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data",
         required=True,
-        help="`geoloc sim dataset --split-by sample` folder, posed-image folder or EuRoC folder",
+        nargs="+",
+        help="`geoloc sim dataset --split-by sample` folder, posed-image folder or EuRoC "
+        "folder; several folders of one area are concatenated",
     )
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--epochs", type=int, default=30)

@@ -119,6 +119,34 @@ def load_split(
     return PosedImages(images, p, q, [r[0] for r in recs], area)
 
 
+def load_splits(
+    roots, split: str, input_hw: tuple[int, int], channels: int, progress=True
+) -> PosedImages:
+    """One split of several datasets of the same area, concatenated (more posed images).
+
+    The areas must agree (name, datum and, for simulated worlds, the layout hash): poses
+    of two areas share no frame, and a model can only know one.
+    """
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    if not roots:
+        raise ConfigError("no dataset given")
+    parts = [load_split(r, split, input_hw, channels, progress) for r in roots]
+    area = parts[0].area
+    for r, part in zip(roots[1:], parts[1:], strict=True):
+        if part.area != area:
+            raise ConfigError(
+                f"{r} is of another area ({part.area.get('name')}) than {roots[0]} "
+                f"({area.get('name')}): train one model per area"
+            )
+    if len(parts) == 1:
+        return parts[0]
+    names = [f"{r}/{n}" for r, part in zip(roots, parts, strict=True) for n in part.names]
+    return PosedImages(
+        np.concatenate([p.images for p in parts]), np.concatenate([p.p_m for p in parts]),
+        np.concatenate([p.q_xyzw for p in parts]), names, area,
+    )  # fmt: skip
+
+
 def _sim_records(root: Path, split: str):
     meta = json.loads((root / "dataset.json").read_text())
     if meta.get("config", {}).get("split_by") != "sample":

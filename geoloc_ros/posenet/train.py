@@ -18,7 +18,7 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.posenet.bundle import PoseNetBundle, state_of
-from geoloc_ros.posenet.data import load_split, to_tensor_batch
+from geoloc_ros.posenet.data import load_splits, to_tensor_batch
 from geoloc_ros.posenet.evaluate import errors, features, predict, summary
 from geoloc_ros.posenet.mc import Calibration, fit_calibration
 from geoloc_ros.posenet.model import HomoscedasticPoseLoss, PoseNet, PoseNetConfig
@@ -68,8 +68,9 @@ def _augment(x, g):
     return x.clamp_(-1.5, 1.5)
 
 
-def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bool = False,
+def train_posenet(data, out: str | Path, tc: TrainConfig, resume: bool = False,
                   progress: bool = True, command: str = "") -> PoseNetBundle:  # fmt: skip
+    """Train on `data` (one dataset folder, or a list of folders of the same area)."""
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -78,8 +79,8 @@ def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bo
     if tc.threads:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
-    train = load_split(data, "train", tc.input_hw, tc.channels, progress)
-    val = load_split(data, "val", tc.input_hw, tc.channels, progress)
+    train = load_splits(data, "train", tc.input_hw, tc.channels, progress)
+    val = load_splits(data, "val", tc.input_hw, tc.channels, progress)
     n_train = len(train) if not tc.max_train else min(tc.max_train, len(train))
     p_mean = train.p_m.mean(0)
     p_scale = np.maximum(train.p_m.std(0), 1.0)
@@ -152,6 +153,10 @@ def train_posenet(data: str | Path, out: str | Path, tc: TrainConfig, resume: bo
     return _finish(model.eval(), cfg, tc, data, out, train, val, train_s, progress, command)
 
 
+def _data_names(data) -> str:
+    return str(data) if isinstance(data, (str, Path)) else " ".join(str(d) for d in data)
+
+
 def _anchors(xy_m: np.ndarray, k: int, seed: int):
     """K k-means anchors of the training positions and the offset unit (their spacing)."""
     if not k:
@@ -215,7 +220,7 @@ def _finish(model, cfg, tc, data, out, train, val, train_s, progress, command) -
     bundle.calibration = fit_calibration(e_p, e_r, pv.cov_raw, Calibration())
     metrics = {"val": summary(pv, val.p_m, val.q_xyzw, bundle.calibration)}
     try:
-        test = load_split(data, "test", tc.input_hw, tc.channels, progress)
+        test = load_splits(data, "test", tc.input_hw, tc.channels, progress)
     except ConfigError as exc:
         log.warning("no test split: %s", exc)
     else:
@@ -223,7 +228,7 @@ def _finish(model, cfg, tc, data, out, train, val, train_s, progress, command) -
         metrics["test"] = summary(pt, test.p_m, test.q_xyzw, bundle.calibration)
     bundle.metrics = metrics
     bundle.training = {
-        "command": command, "data": str(data), "train_samples": len(train),
+        "command": command, "data": _data_names(data), "train_samples": len(train),
         "val_samples": len(val), "config": _tc_dict(tc), "seconds": round(train_s, 1),
     }  # fmt: skip
     bundle.save(out)
