@@ -156,10 +156,10 @@ def test_onnx_export_matches_torch(tiny_model, posed, tmp_path):
     export_onnx(b)
     b = load_bundle(m)  # the card now names and hashes the ONNX files
     torch_r, ort_r = make_runner(b, "torch"), make_runner(b, "onnxruntime")
-    from geoloc_ros.posenet.data import to_tensor_batch
+    from geoloc_ros.posenet.data import to_input_array
 
     test = load_split(posed, "test", b.config.input_hw, 3, progress=False)
-    x = to_tensor_batch(test.images).numpy()
+    x = to_input_array(test.images)
     f_t, f_o = torch_r.features(x), ort_r.features(x)
     assert np.abs(f_t - f_o).max() <= 1e-4
     loc = PoseNetLocalizer(b, torch_r, PoseNetParams(samples=16))

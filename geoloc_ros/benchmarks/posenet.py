@@ -21,7 +21,7 @@ from geoloc_ros.runtime.posenet_backends import make_runner
 
 
 def _variants(loc: PoseNetLocalizer, image: np.ndarray, n: int):
-    from geoloc_ros.posenet.data import prepare_image, to_tensor_batch  # noqa: PLC0415
+    from geoloc_ros.posenet.data import prepare_image, to_input_array  # noqa: PLC0415
     from geoloc_ros.posenet.mc import decode  # noqa: PLC0415
 
     cfg = loc.cfg
@@ -29,14 +29,14 @@ def _variants(loc: PoseNetLocalizer, image: np.ndarray, n: int):
     ones = np.ones((1, cfg.hidden), np.float32)
 
     def deterministic():  # image -> pose, as a PoseNet without MC dropout publishes it
-        x = to_tensor_batch(prepare_image(image, cfg.input_hw, cfg.channels)[None]).numpy()
+        x = to_input_array(prepare_image(image, cfg.input_hw, cfg.channels)[None])
         return decode(r.head(r.features(x), ones), cfg)
 
     def mc():
         return loc.localize(image, 0.0)
 
     def naive():
-        x = to_tensor_batch(prepare_image(image, cfg.input_hw, cfg.channels)[None]).numpy()
+        x = to_input_array(prepare_image(image, cfg.input_hw, cfg.channels)[None])
         masks = loc.masks(n)
         return [r.head(r.features(x), masks[i : i + 1]) for i in range(n)]
 
@@ -109,14 +109,14 @@ def uncertainty(model: str, data: str, ood: str | None, samples: int = 32,
 
 def onnx_parity(bundle, images_u8: np.ndarray, samples: int = 32) -> dict:
     """Largest |torch - onnxruntime| over images: features, and head outputs under equal masks."""
-    from geoloc_ros.posenet.data import to_tensor_batch  # noqa: PLC0415
+    from geoloc_ros.posenet.data import to_input_array  # noqa: PLC0415
     from geoloc_ros.posenet.localizer import dropout_masks  # noqa: PLC0415
 
     t, o = make_runner(bundle, "torch"), make_runner(bundle, "onnxruntime")
     rng = np.random.default_rng(11)
     d_feat = d_out = 0.0
     for a in range(0, len(images_u8), 64):
-        x = to_tensor_batch(images_u8[a : a + 64]).numpy()
+        x = to_input_array(images_u8[a : a + 64])
         ft, fo = t.features(x), o.features(x)
         d_feat = max(d_feat, float(np.abs(ft - fo).max()))
         for f in ft:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from geoloc_ros.posenet.data import to_tensor_batch
+from geoloc_ros.posenet.data import to_input_array
 from geoloc_ros.posenet.mc import (
     CHI2_95_3DOF,
     Calibration,
@@ -34,7 +34,7 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
     rng = np.random.default_rng(seed)
     P, Q, C, infl = [], [], [], []
     for a in tqdm(range(0, len(images_u8), 64), desc="MC dropout", disable=not progress):
-        feats = runner.features(to_tensor_batch(images_u8[a : a + 64]).numpy())
+        feats = runner.features(to_input_array(images_u8[a : a + 64]))
         gain = novelty.inflation(feats) if novelty is not None else np.ones(len(feats))
         infl.extend(gain)
         for f, g in zip(feats, gain, strict=True):
@@ -47,7 +47,7 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
 
 def features(runner, images_u8: np.ndarray, batch: int = 64) -> np.ndarray:
     """Deterministic backbone features of every image."""
-    return np.concatenate([runner.features(to_tensor_batch(images_u8[a : a + batch]).numpy())
+    return np.concatenate([runner.features(to_input_array(images_u8[a : a + batch]))
                            for a in range(0, len(images_u8), batch)])  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.posenet.bundle import PoseNetBundle, load_bundle
-from geoloc_ros.posenet.data import prepare_image, to_tensor_batch
+from geoloc_ros.posenet.data import prepare_image, to_input_array
 from geoloc_ros.posenet.mc import decode, mean_pose, sample_covariance
 from geoloc_ros.types import PoseFix
 
@@ -107,7 +107,7 @@ class PoseNetLocalizer:
     def localize(self, image: np.ndarray, t_s: float, frame_id: str = "map") -> PoseNetResult:
         """The calibrated fix of base_link in the map frame for one image (any size)."""
         x = prepare_image(image, self.cfg.input_hw, self.cfg.channels)
-        feat = self.runner.features(to_tensor_batch(x[None]).numpy())
+        feat = self.runner.features(to_input_array(x[None]))
         # novelty variance factor: 1 unless the features are unlike the training images
         gain = float(self.novelty.inflation(feat)[0]) if self.novelty is not None else 1.0
         p, q, cov_raw = mc_pose(self.runner, self.cfg, feat, self._rng, self.params.samples)

@@ -72,6 +72,9 @@ class OrtRunner:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        # no busy-waiting between runs: a node shares the cores with the fusion, the map
+        # localizer and (in the bench) PyTorch, whose work a spinning pool slows many-fold
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._bb = ort.InferenceSession(str(bundle.path(BACKBONE_ONNX)), opts, providers=providers)
         self._head = ort.InferenceSession(str(bundle.path(HEAD_ONNX)), opts, providers=providers)
         self.name = "onnxruntime" if providers == ["CPUExecutionProvider"] else providers[0]
