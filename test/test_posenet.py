@@ -141,6 +141,10 @@ def test_bundle_refuses_corrupt_weights_other_areas_and_unknown_keys(tiny_model,
     (m / "posenet.json").write_text(json.dumps(card))
     with pytest.raises(ConfigError, match="unknown PoseNet config keys"):
         load_bundle(m)
+    card = json.loads((tiny_model / "posenet.json").read_text())
+    (m / "posenet.json").write_text(json.dumps({**card, "format": 1}))  # input-dropout era
+    with pytest.raises(ConfigError, match="not a format-2 PoseNet"):
+        load_bundle(m)
     shutil.copy(tiny_model / "posenet.json", m / "posenet.json")
     raw = bytearray((m / "posenet.safetensors").read_bytes())
     raw[-10] ^= 0xFF

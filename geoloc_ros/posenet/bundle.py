@@ -25,7 +25,7 @@ from geoloc_ros.posenet.model import PoseNetConfig
 
 CARD = "posenet.json"
 WEIGHTS = "posenet.safetensors"
-FORMAT = 1
+FORMAT = 2  # 2: hidden-layer dropout only, head(features, mask_hidden); 1 had input dropout
 DATUM_TOLERANCE_M = 1.0
 
 
