@@ -55,6 +55,7 @@ class FusionConfig:
     wheel_sigma_mps: float = 0.3  # floor on the reported wheel-speed sigma (CAN speed jitter, slip)
     wheel_scale_sigma: float = 0.03  # prior on the estimated wheel-speed scale (tyre radius)
     wheel_scale_rw: float = 1e-4  # its random walk [1/sqrt(s)]
+    wheel_wait_s: float = 0.5  # a keyframe waits this long for a late wheel-speed sample
     use_nhc: bool = True  # non-holonomic constraint (cars); off for drones
     nhc_sigma_mps: float = 0.1  # lateral and vertical body velocity
     # IMU orientation (AHRS output, e.g. a magnetometer-aided yaw): off by default,
@@ -108,5 +109,7 @@ class FusionConfig:
             raise ConfigError(f"path_max_poses must be at least 1, got {self.path_max_poses}")
         if self.gnss_bias_sigma_m < 0 or self.gnss_bias_tau_s <= 0:
             raise ConfigError("gnss_bias_sigma_m must be >= 0 and gnss_bias_tau_s > 0")
+        if not 0 <= self.wheel_wait_s <= self.lag_s / 2:
+            raise ConfigError(f"wheel_wait_s must be in [0, lag_s / 2], got {self.wheel_wait_s}")
         if self.gnss_latency_s < 0 or self.gnss_latency_s > 2.0:
             raise ConfigError(f"gnss_latency_s must be in [0, 2], got {self.gnss_latency_s}")

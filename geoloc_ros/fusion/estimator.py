@@ -10,6 +10,7 @@ The same object runs in `geoloc eval` and in fusion_node.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8 s at 10 Hz
 MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
+WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
+WHEEL_MAX_GAP_S = 0.2  # interpolate between samples at most this far apart
+WHEEL_NEAREST_S = 0.06  # else use the nearest sample this close to the keyframe
+WHEEL_ALIVE_S = 1.0  # no sample this long: the stream is absent, do not wait for it
 MAX_SPEED_MPS = 1000.0  # a keyframe faster than this has diverged: re-initialise
 
 
@@ -110,7 +115,8 @@ class FusionEstimator:
         self._imu_buf: deque = deque(maxlen=2000)
         self._fix_buf: deque = deque(maxlen=200)
         self._pending: list[tuple[float, str, object]] = []
-        self._wheel: deque = deque(maxlen=20)
+        self._wheel: list[tuple[float, float, float]] = []  # (t, speed, var), by stamp
+        self._velocity_due: deque[int] = deque()  # keyframes awaiting their wheel speed
         self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
         self._imu_att: tuple[float, np.ndarray, np.ndarray] | None = None  # t, R_map_base, cov
         self._reject_since: float | None = None
@@ -186,7 +192,11 @@ class FusionEstimator:
             raise InputRejected("wheel speed or its variance is not finite", "nan")
         if abs(speed_mps) > 100.0:
             raise InputRejected(f"wheel speed {speed_mps:.1f} m/s is implausible", "range")
-        self._wheel.append((t_s, speed_mps, var_m2ps2))
+        bisect.insort(self._wheel, (t_s, speed_mps, var_m2ps2))  # late or reordered: in place
+        while len(self._wheel) > WHEEL_BUFFER or (
+            self._wheel and self._wheel[0][0] < self._wheel[-1][0] - self.cfg.lag_s
+        ):
+            self._wheel.pop(0)
 
     def on_pose_fix(self, fix: PoseFix) -> None:
         """A visual fix: 6-DoF (PoseNet) or planar x, y, yaw (map localizer)."""
@@ -391,7 +401,8 @@ class FusionEstimator:
                 )
             )
         self._t_kf[k] = t
-        self._wheel_factor(graph, k, t)
+        self._velocity_due.append(k)
+        self._velocity_factors(graph, t)
         self._attitude_factor(graph, k, t)
         self._attach_pending(graph, t)
         self._update(graph, values, k, t)
@@ -430,19 +441,55 @@ class FusionEstimator:
             cov_pose_6x6=cov, frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,
         )  # fmt: skip
 
-    def _wheel_factor(self, graph, k: int, t: float) -> None:
+    def _velocity_factors(self, graph, t_now: float) -> None:
+        """Body-velocity factors for keyframes whose wheel speed is known by now.
+
+        Wheel odometry arrives on its own topic, often later than the IMU that closes a
+        keyframe (CAN gateways, a busy executor): a keyframe waits up to `wheel_wait_s`
+        for a sample at or after its stamp, then takes the non-holonomic constraint alone.
+        """
         c = self.cfg
-        near = [w for w in self._wheel if abs(w[0] - t) <= 0.06] if c.use_wheel_speed else []
+        alive = bool(self._wheel) and t_now - self._wheel[-1][0] < WHEEL_ALIVE_S
+        while self._velocity_due:
+            k = self._velocity_due[0]
+            t_k = self._t_kf.get(k)
+            if t_k is None:  # left the window while waiting
+                self._velocity_due.popleft()
+                continue
+            wheel = self._wheel_speed_at(t_k) if c.use_wheel_speed else None
+            pending = alive and self._wheel[-1][0] < t_k and t_now - t_k < c.wheel_wait_s
+            if wheel is None and c.use_wheel_speed and pending:
+                return  # its sample may still come; later keyframes wait behind it
+            self._velocity_due.popleft()
+            if wheel is None:
+                if c.use_wheel_speed:
+                    self.counts["wheel_speed_missing"] += 1
+                if c.use_nhc:
+                    noise = gtsam.noiseModel.Isotropic.Sigma(2, c.nhc_sigma_mps)
+                    graph.add(nonholonomic_factor(X(k), V(k), noise))
+                continue
+            speed, var = wheel
+            sig = np.array([max(np.sqrt(var), c.wheel_sigma_mps), c.nhc_sigma_mps, c.nhc_sigma_mps])
+            graph.add(
+                body_velocity_factor(X(k), V(k), W(k), speed, gtsam.noiseModel.Diagonal.Sigmas(sig))
+            )
+            self.counts["wheel_speed_used"] += 1
+
+    def _wheel_speed_at(self, t: float) -> tuple[float, float] | None:
+        """(speed, variance) at t: interpolated between the samples around it, else the
+        nearest within WHEEL_NEAREST_S; None when neither exists (yet)."""
+        w = self._wheel
+        i = bisect.bisect_left(w, (t, -np.inf, -np.inf))
+        before = w[i - 1] if i > 0 else None
+        after = w[i] if i < len(w) else None
+        if before is not None and after is not None and after[0] - before[0] <= WHEEL_MAX_GAP_S:
+            a = 0.0 if after[0] == before[0] else (t - before[0]) / (after[0] - before[0])
+            return before[1] + a * (after[1] - before[1]), max(before[2], after[2])
+        near = [s for s in (before, after) if s is not None and abs(s[0] - t) <= WHEEL_NEAREST_S]
         if not near:
-            if c.use_nhc:
-                noise = gtsam.noiseModel.Isotropic.Sigma(2, c.nhc_sigma_mps)
-                graph.add(nonholonomic_factor(X(k), V(k), noise))
-            return
-        _, speed, var = min(near, key=lambda w: abs(w[0] - t))
-        sig = np.array([max(np.sqrt(var), c.wheel_sigma_mps), c.nhc_sigma_mps, c.nhc_sigma_mps])
-        graph.add(
-            body_velocity_factor(X(k), V(k), W(k), speed, gtsam.noiseModel.Diagonal.Sigmas(sig))
-        )
+            return None
+        s = min(near, key=lambda s: abs(s[0] - t))
+        return s[1], s[2]
 
     def _attitude_factor(self, graph, k: int, t: float) -> None:
         att = self._imu_att
