@@ -205,6 +205,8 @@ def test_late_wheel_speed_still_reaches_its_keyframes():
     for est in (on_time, late):
         used = est.counts["wheel_speed_used"]
         assert used > 0.95 * est._k and est.counts["wheel_speed_missing"] < 0.02 * est._k
+    assert late.counts["wheel_speed_late"] > 0.95 * late.counts["wheel_speed_used"]
+    assert on_time.counts["wheel_speed_late"] < 0.05 * on_time.counts["wheel_speed_used"]
     # deterministic (seeded): on time 0.79 m, 0.15 s late 0.84 m, none 0.95 m; before late
     # samples were waited for, a late stream counted as none
     assert err_on_time < err_none, (err_on_time, err_none)

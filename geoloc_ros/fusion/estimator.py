@@ -474,6 +474,8 @@ class FusionEstimator:
                 body_velocity_factor(X(k), V(k), W(k), speed, gtsam.noiseModel.Diagonal.Sigmas(sig))
             )
             self.counts["wheel_speed_used"] += 1
+            if k != self._k + 1:  # not at its own keyframe's update: the sample came late
+                self.counts["wheel_speed_late"] += 1
 
     def _wheel_speed_at(self, t: float) -> tuple[float, float] | None:
         """(speed, variance) at t: interpolated between the samples around it, else the
