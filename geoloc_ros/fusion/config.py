@@ -48,6 +48,8 @@ class FusionConfig:
     gnss_bias_tau_s: float = 30.0
     gnss_gate_chi2: float = 16.27  # Mahalanobis gate on 3 dof (99.9 %); 0 = off
     gnss_gate_reset_s: float = 10.0  # every fix gated this long: re-initialise from GNSS
+    gnss_readmit_chi2: float = 7.81  # after a gated fix, the gate for the next ones (95 %) ...
+    gnss_readmit_fixes: int = 3  # ... until this many in a row have passed it; 0 = off
     gnss_robust: str = "huber"  # huber | cauchy | none
     gnss_robust_k: float = 1.5
     # wheel speed and the non-holonomic constraint (cars)
@@ -109,6 +111,8 @@ class FusionConfig:
             raise ConfigError(f"path_max_poses must be at least 1, got {self.path_max_poses}")
         if self.gnss_bias_sigma_m < 0 or self.gnss_bias_tau_s <= 0:
             raise ConfigError("gnss_bias_sigma_m must be >= 0 and gnss_bias_tau_s > 0")
+        if self.gnss_readmit_chi2 <= 0 or self.gnss_readmit_fixes < 0:
+            raise ConfigError("gnss_readmit_chi2 must be positive and gnss_readmit_fixes >= 0")
         if not 0 <= self.wheel_wait_s <= self.lag_s / 2:
             raise ConfigError(f"wheel_wait_s must be in [0, lag_s / 2], got {self.wheel_wait_s}")
         if self.gnss_latency_s < 0 or self.gnss_latency_s > 2.0:

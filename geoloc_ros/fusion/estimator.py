@@ -120,6 +120,13 @@ class FusionEstimator:
         self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
         self._imu_att: tuple[float, np.ndarray, np.ndarray] | None = None  # t, R_map_base, cov
         self._reject_since: float | None = None
+        # after a gated fix, the next gnss_readmit_fixes must pass the tighter
+        # gnss_readmit_chi2 in a row before any of them is used: a multipath burst is a
+        # biased run of fixes, and single ones that slip under the gate (heavy tails, a
+        # covariance grown while refusing) pull the state, and through the IMU chain its
+        # velocity, off
+        self._readmit_left = 0
+        self._probation: list[tuple[int, object, Decision]] = []  # held fixes of that run
         self._diverged = False
         self.state: NavState | None = None
 
@@ -543,11 +550,15 @@ class FusionEstimator:
         if biased:
             S = S + self._gbias_cov
         nis = float(r @ np.linalg.solve(S, r))
-        if c.gnss_gate_chi2 > 0 and nis > c.gnss_gate_chi2:
+        suspect = self._readmit_left > 0  # a fix was gated lately: a burst may be running
+        gate = c.gnss_readmit_chi2 if suspect else c.gnss_gate_chi2
+        if c.gnss_gate_chi2 > 0 and nis > gate:
+            self._readmit_left = c.gnss_readmit_fixes
             if self._reject_since is None:
                 self._reject_since = t_meas
+            self._end_probation(None)  # the run is broken: its fixes were burst fixes too
             if t_meas - self._reject_since < c.gnss_gate_reset_s:
-                self.counts["gnss_gated"] += 1
+                self.counts["gnss_gated" if nis > c.gnss_gate_chi2 else "gnss_gated_readmit"] += 1
                 self.decisions.append(Decision(t_meas, False, "gate", nis))
                 return
             # every fix refused for gnss_gate_reset_s: the state, not GNSS, is wrong.
@@ -556,7 +567,6 @@ class FusionEstimator:
             self._diverged = True
             self._reject_since = None
             return
-        self._reject_since = None
         noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if c.gnss_robust != "none":
             est = (
@@ -569,11 +579,35 @@ class FusionEstimator:
         # the fix is moved back to the keyframe by the keyframe's velocity estimate
         if biased:
             z = z + self._gbias  # the factor estimates g itself
-            graph.add(biased_antenna_factor(X(j), G(j), z - v * dt, self._lever, noise))
+            factor = biased_antenna_factor(X(j), G(j), z - v * dt, self._lever, noise)
         else:
-            graph.add(gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise))
+            factor = gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise)
+        if suspect:  # held until the run of consistent fixes is complete
+            self._probation.append((j, factor, Decision(t_meas, True, "", nis)))
+            self._readmit_left -= 1
+            if self._readmit_left > 0:
+                return
+            self._end_probation(graph)
+            return
+        self._reject_since = None
+        graph.add(factor)
         self.counts["gnss_used"] += 1
         self.decisions.append(Decision(t_meas, True, "", nis))
+
+    def _end_probation(self, graph) -> None:
+        """Admit the held fixes into `graph` (their keyframes still in the window), or,
+        with graph None, refuse them all."""
+        keep_after = self._t_kf[self._k] - self.cfg.lag_s + 2 * self.cfg.keyframe_period_s
+        for j, factor, decision in self._probation:
+            if graph is not None and self._t_kf.get(j, -np.inf) >= keep_after:
+                graph.add(factor)
+                self.counts["gnss_used"] += 1
+                self.decisions.append(decision)
+                self._reject_since = None
+            else:
+                self.counts["gnss_gated_readmit"] += 1
+                self.decisions.append(Decision(decision.t_s, False, "gate", decision.nis))
+        self._probation.clear()
 
     def _pose_factor(self, graph, j: int, t_meas: float, fix: PoseFix) -> None:
         dt = t_meas - self._t_kf[j]
