@@ -277,3 +277,12 @@ def test_shipped_model_loads_and_is_small():
     assert b.area.get("layout_sha256"), "the shipped model must name the world it knows"
     for name in b.files:
         b.path(name)  # every file the card names exists and matches its hash
+
+
+def test_platform_names_the_shipped_model_and_bad_parameters_are_refused():
+    assert shipped_model_dir("car").name == "posenet_demo"
+    assert shipped_model_dir("drone").name == "posenet_demo_drone"
+    with pytest.raises(ConfigError, match="platform"):
+        PoseNetParams(platform="boat")
+    with pytest.raises(ConfigError, match="threads"):
+        PoseNetParams(threads=-1)

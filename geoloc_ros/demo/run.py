@@ -150,7 +150,7 @@ def _rel(a: float | None, b: float | None) -> float | None:
 
 def _configs(path: Path, platform: str, opt: DemoOptions):
     """fusion_node, map_localizer_node and posenet_node sections of the platform's YAML;
-    PoseNet is None where the file names no model for a drone (the shipped one is a car's)."""
+    PoseNet is None where the file names no model and none ships for the platform."""
     from geoloc_ros.eval.report import fusion_config  # noqa: PLC0415
     from geoloc_ros.neuralmap.inputs import MapLocalizerConfig  # noqa: PLC0415
     from geoloc_ros.neuralmap.localizer import shipped_model_dir  # noqa: PLC0415
@@ -166,7 +166,11 @@ def _configs(path: Path, platform: str, opt: DemoOptions):
     if node_section(read_yaml(path), "posenet_node", str(path)) is not None:
         node = load_node_config(PoseNetNodeConfig, path, "posenet_node")
         model = str(opt.posenet_model or node.model)
-        if model or platform == "car":
+        if node.platform != platform:
+            raise ConfigError(f"{path}: posenet_node.platform is {node.platform}, not {platform}")
+        from geoloc_ros.posenet.localizer import shipped_model_dir as posenet_dir  # noqa: PLC0415
+
+        if model or (posenet_dir(platform) / "posenet.json").is_file():
             pcfg = dataclasses.replace(node, model=model)
     return fusion, mcfg, pcfg
 

@@ -90,14 +90,15 @@ def node_processes(out: Path, cfg_path: Path, datum: list[float], map_dir: Path,
     common = ["--params-file", str(cfg_path), "-p", "use_sim_time:=true"]
     d = "[" + ",".join(repr(float(v)) for v in datum) + "]"
     map_args = [*common, "-p", f"map:={map_dir}", "-p", f"model:={map_model}"]
-    if (os.cpu_count() or 1) <= 4:  # player, recorder and three nodes share the cores:
-        map_args += ["-p", "threads:=1"]  # torch's default threads would oversubscribe them
+    small = (os.cpu_count() or 1) <= 4  # player, recorder and three nodes share the cores:
+    if small:  # torch's default threads would oversubscribe them
+        map_args += ["-p", "threads:=1"]
     procs = [
         NodeProcess("fusion_node", [*common, "-p", f"datum:={d}"], out / "fusion_node.log"),
         NodeProcess("map_localizer_node", map_args, out / "map_localizer_node.log"),
     ]
     if posenet_model is not None:
-        args = [*common, "-p", f"datum:={d}"]
+        args = [*common, "-p", f"datum:={d}", *(["-p", "threads:=1"] if small else [])]
         if posenet_model:
             args += ["-p", f"model:={posenet_model}"]
         procs.append(NodeProcess("posenet_node", args, out / "posenet_node.log"))

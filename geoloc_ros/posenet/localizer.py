@@ -19,12 +19,15 @@ from geoloc_ros.posenet.data import prepare_image, to_input_array
 from geoloc_ros.posenet.mc import decode, mean_pose, sample_covariance
 from geoloc_ros.types import PoseFix
 
-SHIPPED_MODEL = "posenet_demo"
+SHIPPED_MODELS = {"car": "posenet_demo", "drone": "posenet_demo_drone"}
+"""The models trained for the demo world per platform, installed with the package."""
 
 
-def shipped_model_dir() -> Path:
-    """The model trained for the demo world, installed with the package."""
-    return Path(str(resources.files("geoloc_ros") / "models" / SHIPPED_MODEL))
+def shipped_model_dir(platform: str = "car") -> Path:
+    """The demo-world model for `platform` (car: forward camera; drone: nadir camera)."""
+    if platform not in SHIPPED_MODELS:
+        raise ConfigError(f"platform must be one of {', '.join(SHIPPED_MODELS)}, got {platform!r}")
+    return Path(str(resources.files("geoloc_ros") / "models" / SHIPPED_MODELS[platform]))
 
 
 def dropout_masks(rng: np.random.Generator, n: int, cfg) -> np.ndarray:
@@ -45,18 +48,24 @@ def mc_pose(runner, cfg, feat: np.ndarray, rng: np.random.Generator, n: int):
 
 @dataclass(frozen=True)
 class PoseNetParams:
-    model: str = ""  # model folder; "" = the shipped demo-world model
+    model: str = ""  # model folder; "" = the shipped demo-world model for `platform`
+    platform: str = "car"  # car | drone: which shipped model "" means
     backend: str = "torch"  # torch | onnxruntime | tensorrt
     device: str = "cpu"  # cpu | cuda (torch, onnxruntime)
     samples: int = 32  # MC dropout samples of the head
     max_sigma_m: float = 15.0  # withhold fixes whose horizontal 1-sigma exceeds this
     seed: int = 0  # of the dropout masks, for reproducible replays
+    threads: int = 0  # CPU threads of the backend; 0 = its default (all cores)
 
     def __post_init__(self) -> None:
         if not 2 <= self.samples <= 1024:
             raise ConfigError(f"samples must be in [2, 1024], got {self.samples}")
         if not self.max_sigma_m > 0:
             raise ConfigError(f"max_sigma_m must be positive, got {self.max_sigma_m}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if self.platform not in SHIPPED_MODELS:
+            raise ConfigError(f"platform must be car or drone, got {self.platform!r}")
 
 
 @dataclass(frozen=True)
@@ -98,8 +107,9 @@ class PoseNetLocalizer:
     def from_params(cls, params: PoseNetParams) -> PoseNetLocalizer:
         from geoloc_ros.runtime.posenet_backends import make_runner  # noqa: PLC0415
 
-        bundle = load_bundle(params.model or shipped_model_dir())
-        return cls(bundle, make_runner(bundle, params.backend, params.device), params)
+        bundle = load_bundle(params.model or shipped_model_dir(params.platform))
+        runner = make_runner(bundle, params.backend, params.device, params.threads)
+        return cls(bundle, runner, params)
 
     def masks(self, n: int) -> np.ndarray:
         return dropout_masks(self._rng, n, self.cfg)

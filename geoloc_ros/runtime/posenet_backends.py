@@ -88,19 +88,26 @@ class OrtRunner:
         return self._head.run(None, feeds)[0]
 
 
-def make_runner(bundle: PoseNetBundle, backend: str = "torch", device: str = "cpu"):
-    """The backend named by the `backend` parameter; a clear error if it cannot run here."""
+def make_runner(bundle: PoseNetBundle, backend: str = "torch", device: str = "cpu",
+                threads: int = 0):  # fmt: skip
+    """The backend named by the `backend` parameter; a clear error if it cannot run here.
+    `threads` > 0 caps the CPU threads (torch's or onnxruntime's); 0 = the library default."""
     if backend == "torch":
+        if threads:
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(threads)
         return TorchRunner(bundle, device)
     if backend == "onnxruntime":
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return OrtRunner(bundle, providers)
+        return OrtRunner(bundle, providers, threads)
     if backend == "tensorrt":
         return OrtRunner(
-            bundle, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-        )
+            bundle, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+            threads,
+        )  # fmt: skip
     raise ConfigError(f"unknown PoseNet backend {backend!r}; one of {', '.join(BACKENDS)}")
 
 
