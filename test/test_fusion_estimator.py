@@ -12,6 +12,7 @@ from geoloc_ros.fusion.estimator import FusionEstimator
 from geoloc_ros.fusion.factors import (
     antenna_position_factor,
     body_velocity_factor,
+    gauss_markov_factor,
     planar_pose_factor,
 )
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
@@ -248,3 +249,39 @@ def test_after_a_gated_fix_the_next_ones_are_held_until_a_consistent_run():
     first = int(np.argmax(steps > 0))
     assert steps[first] == cfg.gnss_readmit_fixes  # nothing entered before it
     assert used[-1] - used[0] > 40  # of the 50 fixes after it: the stream carries on
+
+
+def test_gauss_markov_factor_is_the_first_order_step_exactly():
+    a, b = gtsam.symbol("g", 0), gtsam.symbol("g", 1)
+    cov = np.diag([0.3, 0.5, 1.1])
+    f = gauss_markov_factor(a, b, 0.9, cov)
+    v = gtsam.Values()
+    ga, gb = np.array([1.0, -2.0, 0.5]), np.array([0.7, -1.5, 0.2])
+    v.insert(a, ga)
+    v.insert(b, gb)
+    r = gb - 0.9 * ga
+    assert f.error(v) == pytest.approx(0.5 * r @ np.linalg.solve(cov, r))
+
+
+def test_gnss_error_state_widens_the_covariance_and_keeps_the_track():
+    """With gnss_bias_sigma_m the slowly varying share of the fix error is a state: the
+    output covariance admits it (a white-noise model averages it away) and the track
+    still beats raw GNSS."""
+    traj = quickdrive.FigureEight()
+    ltp = LocalTangentPlane(*quickdrive.DEFAULT_DATUM)
+    fixes = quickdrive.gnss(traj, np.arange(0.0, 40.0, 0.2), ltp, np.random.default_rng(2),
+                            1.0, 2.0)  # fmt: skip
+    imu = quickdrive.imu(traj, np.arange(0.0, 40.0, 0.005))
+    sig = {}
+    for sb in (0.0, 0.8):
+        cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                           gnss_bias_sigma_m=sb)  # fmt: skip
+        est = FusionEstimator(cfg)
+        for _, kind, item in sorted([(x.t_s, 0, x) for x in imu] + [(f.t_s, 1, f) for f in fixes],
+                                    key=lambda e: e[:2]):  # fmt: skip
+            est.on_imu(item) if kind == 0 else est.on_gnss(item)
+        st = est.state
+        err = np.linalg.norm(st.p_m[:2] - traj.state(np.array([st.t_s]))["p"][0, :2])
+        assert np.isfinite(st.cov_pose_6x6).all() and err < 1.0, (sb, err)
+        sig[sb] = np.sqrt(st.cov_pose_6x6[0, 0] + st.cov_pose_6x6[1, 1])
+    assert sig[0.8] > 1.5 * sig[0.0], sig

@@ -41,8 +41,8 @@ class FusionConfig:
     gnss_sigma_h_m: float = 0.0  # > 0: replaces covariances that are not DIAGONAL/KNOWN
     gnss_sigma_v_m: float = 0.0
     gnss_min_sigma_m: float = 0.3  # floor on the reported sigma
-    # slowly varying GNSS error (satellite geometry, atmosphere) as a state: a random
-    # walk approximating Gauss-Markov; its share is taken out of the reported variance.
+    # slowly varying GNSS error (satellite geometry, atmosphere) as a first-order
+    # Gauss-Markov state; its share is taken out of the reported variance.
     # 0 = fixes are white noise (then the output covariance is optimistic)
     gnss_bias_sigma_m: float = 0.0  # horizontal; vertical twice this
     gnss_bias_tau_s: float = 30.0

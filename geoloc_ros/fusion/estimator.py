@@ -25,6 +25,7 @@ from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.fusion.factors import (
     biased_antenna_factor,
     body_velocity_factor,
+    gauss_markov_factor,
     nonholonomic_factor,
     planar_pose_factor,
 )
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8 s at 10 Hz
 MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
+GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
 WHEEL_MAX_GAP_S = 0.2  # interpolate between samples at most this far apart
 WHEEL_NEAREST_S = 0.06  # else use the nearest sample this close to the keyframe
@@ -96,6 +98,8 @@ class FusionEstimator:
         self._pim_params = p
         sb = cfg.gnss_bias_sigma_m
         self._gbias_cov = np.diag([sb**2, sb**2, (2 * sb) ** 2])  # stationary, per axis
+        self._g_block = max(1, round(GNSS_BIAS_BLOCK_S / cfg.keyframe_period_s))
+        self._g_t = 0.0  # start of the newest GNSS error block
         self.counts: Counter[str] = Counter()
         self.decisions: list[Decision] = []
         self.reset()
@@ -129,6 +133,12 @@ class FusionEstimator:
         self._probation: list[tuple[int, object, Decision]] = []  # held fixes of that run
         self._diverged = False
         self.state: NavState | None = None
+
+    def _g(self, k: int) -> int:
+        """The GNSS error state of keyframe k: one per block of keyframes (about 1 s; the
+        error's correlation time is tens of seconds, and a state per keyframe made every
+        smoother update several times dearer)."""
+        return G(k // self._g_block)
 
     @property
     def initialized(self) -> bool:
@@ -353,9 +363,10 @@ class FusionEstimator:
         values.insert(W(0), self._scale)
         if c.gnss_bias_sigma_m > 0:
             self._gbias = np.zeros(3)
-            values.insert(G(0), self._gbias)
+            self._g_t = t0
+            values.insert(self._g(0), self._gbias)
             noise = gtsam.noiseModel.Gaussian.Covariance(self._gbias_cov)
-            graph.add(gtsam.PriorFactorVector(G(0), self._gbias, noise))
+            graph.add(gtsam.PriorFactorVector(self._g(0), self._gbias, noise))
         graph.add(
             gtsam.PriorFactorVector(
                 W(0), self._scale, gtsam.noiseModel.Isotropic.Sigma(1, c.wheel_scale_sigma)
@@ -399,14 +410,12 @@ class FusionEstimator:
                 W(j), W(k), np.zeros(1), gtsam.noiseModel.Isotropic.Sigma(1, rw)
             )
         )
-        if self.cfg.gnss_bias_sigma_m > 0:
-            values.insert(G(k), self._gbias)
-            q = self._gbias_cov * 2.0 * (t - self._t_kf[j]) / self.cfg.gnss_bias_tau_s
-            graph.add(
-                gtsam.BetweenFactorVector(
-                    G(j), G(k), np.zeros(3), gtsam.noiseModel.Gaussian.Covariance(q)
-                )
-            )
+        if self.cfg.gnss_bias_sigma_m > 0 and k % self._g_block == 0:  # a new bias block
+            phi = float(np.exp(-(t - self._g_t) / self.cfg.gnss_bias_tau_s))
+            values.insert(self._g(k), phi * self._gbias)
+            q = self._gbias_cov * (1.0 - phi**2)
+            graph.add(gauss_markov_factor(self._g(k - 1), self._g(k), phi, q))
+            self._g_t = t
         self._t_kf[k] = t
         self._velocity_due.append(k)
         self._velocity_factors(graph, t)
@@ -418,7 +427,7 @@ class FusionEstimator:
     def _update(self, graph, values, k: int, t: float) -> None:
         stamps = gtsam.FixedLagSmootherKeyTimestampMap()
         keys = (
-            (X(k), V(k), B(k), W(k), G(k))
+            (X(k), V(k), B(k), W(k), self._g(k))  # the block's stamp follows its keyframes
             if self.cfg.gnss_bias_sigma_m > 0
             else (X(k), V(k), B(k), W(k))
         )
@@ -436,7 +445,7 @@ class FusionEstimator:
         self._bias = sm.calculateEstimateConstantBias(B(k))
         self._scale = sm.calculateEstimateVector(W(k))
         if self.cfg.gnss_bias_sigma_m > 0:
-            self._gbias = sm.calculateEstimateVector(G(k))
+            self._gbias = sm.calculateEstimateVector(self._g(k))
         R = pose.rotation().matrix()
         P = sm.marginalCovariance(X(k))
         self._recent[k] = (pose, vel, P)
@@ -579,7 +588,7 @@ class FusionEstimator:
         # the fix is moved back to the keyframe by the keyframe's velocity estimate
         if biased:
             z = z + self._gbias  # the factor estimates g itself
-            factor = biased_antenna_factor(X(j), G(j), z - v * dt, self._lever, noise)
+            factor = biased_antenna_factor(X(j), self._g(j), z - v * dt, self._lever, noise)
         else:
             factor = gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise)
         if suspect:  # held until the run of consistent fixes is complete

@@ -120,3 +120,18 @@ def _planar_error(z: np.ndarray, this, values, H):
 def planar_pose_factor(key_x: int, xy_yaw, noise) -> gtsam.CustomFactor:
     """A map-localizer fix: x, y and yaw of base_link; z, roll and pitch left free."""
     return gtsam.CustomFactor(noise, [key_x], partial(_planar_error, np.asarray(xy_yaw, float)))
+
+
+def gauss_markov_factor(key_a: int, key_b: int, phi: float, cov_q: np.ndarray):
+    """A first-order Gauss-Markov step of a 3-vector: g_b = phi g_a + w, w ~ N(0, cov_q).
+
+    The relation is linear, so it is GTSAM's own JacobianFactor in a LinearContainerFactor
+    (linearised at zero: exact everywhere), with no Python callback to relinearise. A
+    BetweenFactor (phi = 1) would be a random walk, whose variance grows without bound.
+    """
+    noise = gtsam.noiseModel.Gaussian.Covariance(np.asarray(cov_q, float))
+    jf = gtsam.JacobianFactor(key_a, -phi * np.eye(3), key_b, np.eye(3), np.zeros(3), noise)
+    at = gtsam.Values()
+    at.insert(key_a, np.zeros(3))
+    at.insert(key_b, np.zeros(3))
+    return gtsam.LinearContainerFactor(jf, at)
