@@ -326,3 +326,30 @@ def test_training_crops_put_the_truth_exactly_on_a_cell_and_a_yaw_bin():
     np.testing.assert_allclose(v, 10 * np.array([np.cos(delta), np.sin(delta)]), atol=1e-3)
     v = crop[30, 30, :2] - xy  # 10 cells up (north) in the crop
     np.testing.assert_allclose(v, 10 * np.array([-np.sin(delta), np.cos(delta)]), atol=1e-3)
+
+
+def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix():
+    """A posterior that is the product of a Gaussian image likelihood and the prior gives
+    that likelihood back; one the prior dominates gives no fix."""
+    from geoloc_ros.neuralmap.bundle import Calibration
+    from geoloc_ros.neuralmap.localizer import MapFix, divide_out_prior
+
+    cal = Calibration(scale_xy=1.5, floor_xy_m=0.25)
+    lik_xy, lik_cov = np.array([10.0, -4.0]), np.array([[1.0, 0.3], [0.3, 2.0]])
+    prior_xy, sigma = np.array([12.0, -1.0]), 3.0
+    info = np.linalg.inv(lik_cov) + np.eye(2) / sigma**2
+    post_cov = np.linalg.inv(info)
+    post_xy = post_cov @ (np.linalg.inv(lik_cov) @ lik_xy + prior_xy / sigma**2)
+    raw = np.zeros((3, 3))
+    raw[:2, :2], raw[2, 2] = post_cov, 0.01
+    fix = MapFix(post_xy, 0.2, cal.apply(raw), raw, False, 0.0)
+    out = divide_out_prior(fix, prior_xy, sigma, cal)
+    np.testing.assert_allclose(out.xy_m, lik_xy, atol=1e-9)
+    np.testing.assert_allclose(out.cov_raw_xyyaw[:2, :2], lik_cov, atol=1e-9)
+    assert out.cov_xyyaw[0, 0] == pytest.approx(1.5 * 1.0 + 0.25**2)
+    assert out.cov_raw_xyyaw[2, 2] == 0.01  # yaw untouched
+    # a posterior hardly tighter than the prior: the image said (almost) nothing
+    raw2 = raw.copy()
+    raw2[:2, :2] = np.eye(2) * (0.9 * sigma**2)
+    assert divide_out_prior(MapFix(prior_xy, 0.2, cal.apply(raw2), raw2, False, 0.0),
+                            prior_xy, sigma, cal) is None  # fmt: skip

@@ -94,11 +94,22 @@ class MapLocalizerSource:
             return None
         if not self.rate.admit(stamp_of(msg)):
             return None
-        t_s, fix, z = self.frames.localize(msg, lambda t: self._prior(state, t))
+        used = {}
+
+        def prior(t):
+            used["p"] = self._prior(state, t)
+            return used["p"]
+
+        t_s, fix, z = self.frames.localize(msg, prior)
         self.log.latency_ms.append(fix.timing_ms["total"])
         if fix.multimodal and not self.cfg.publish_multimodal:
             self.log.withheld["multimodal"] += 1
             return None
+        if self.cfg.remove_prior:
+            fix = self.frames.loc.without_prior(fix, used["p"][0], used["p"][2])
+            if fix is None:
+                self.log.withheld["prior_dominated"] += 1
+                return None
         out = posefix_of(t_s, fix, z, self.cfg.map_frame)
         self.log.fixes.append(out)
         return out

@@ -32,6 +32,7 @@ class MapLocalizerConfig(MapLocalizerParams):
     gravity_time_constant_s: float = 0.5
     accel_tilt_sigma_deg: float = 3.0  # roll/pitch 1-sigma when only the accelerometer gives them
     publish_multimodal: bool = False
+    remove_prior: bool = True  # publish the image's own evidence (the prior divided out)
     max_rate_hz: float = 0.0  # localize at most this often (by image stamps); 0 = every frame
     map_frame: str = "map"
     ortho_max_cells: int = 1024  # the map's orthophoto on map_localizer/ortho for RViz; 0 = off

@@ -7,6 +7,7 @@ in the `map` frame with a calibrated 3x3 covariance and a multi-modality flag.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,9 @@ class MapLocalizerParams:
             raise ConfigError(f"yaw_prior_deg must be in (0, 180], got {self.yaw_prior_deg}")
 
 
+MIN_IMAGE_INFO_SHARE = 0.25  # the image must bring this share of the fix's information
+
+
 @dataclass
 class MapFix:
     xy_m: np.ndarray
@@ -59,6 +63,30 @@ class MapFix:
     second_peak_ratio: float
     timing_ms: dict = field(default_factory=dict)
     peak_index: tuple[int, int, int] = (0, 0, 0)  # the volume's argmax (yaw bin, row, col)
+
+
+def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration) -> MapFix | None:
+    """The image's own evidence: `fix` with the isotropic Gaussian position prior that
+    weighted its volume divided out (information form, x and y; the raw moments, then
+    calibrated again), or None where the image brings under MIN_IMAGE_INFO_SHARE of the
+    fix's information along its weakest direction.
+
+    A fusion that feeds its state in as the prior and takes the fix back as a new
+    measurement would count that prior twice; where the image says little (an ambiguous
+    view) the fix then follows the state wherever it drifts.
+    """
+    raw = np.array(fix.cov_raw_xyyaw, float)
+    info_post = np.linalg.inv(raw[:2, :2])
+    info_prior = np.eye(2) / prior_sigma_m**2
+    info_img = info_post - info_prior
+    if np.linalg.eigvalsh(info_img)[0] < MIN_IMAGE_INFO_SHARE * np.linalg.eigvalsh(info_post)[0]:
+        return None
+    raw[:2, :2] = np.linalg.inv(info_img)
+    xy = raw[:2, :2] @ (info_post @ fix.xy_m - info_prior @ np.asarray(prior_xy, float))
+    extra = fix.cov_xyyaw[:2, :2] - calibration.apply(fix.cov_raw_xyyaw)[:2, :2]  # tilt term
+    cov = calibration.apply(raw)
+    cov[:2, :2] += extra
+    return dataclasses.replace(fix, xy_m=xy, cov_xyyaw=cov, cov_raw_xyyaw=raw)
 
 
 class MapLocalizer:
@@ -177,6 +205,13 @@ class MapLocalizer:
             prev = t[n]
         fix.timing_ms["total"] = 1e3 * (prev - t["start"])
         return fix
+
+    def without_prior(self, fix: MapFix, prior_xy, prior_sigma_m: float) -> MapFix | None:
+        """`fix` with the Gaussian prior that weighted its volume divided out (see
+        divide_out_prior); the fix itself where no prior was used."""
+        if not self.params.use_prior:
+            return fix
+        return divide_out_prior(fix, prior_xy, prior_sigma_m, self.bundle.calibration)
 
     def _tilt_variance_m2(self, height_m: float | None, tilt_sigma_rad: float) -> float:
         """Horizontal variance a roll/pitch error puts on a drone fix (0 for cars and

@@ -64,7 +64,8 @@ class MapLocalizerNode(Node):
         self.T_base_cam = self.config.T_base_cam()
         self.localizer = MapLocalizer(self.config.params())
         self.ltp = LocalTangentPlane(*self.localizer.store.datum)
-        self.counts = {"published": 0, "multimodal": 0, "dropped": 0, "failed": 0}
+        self.counts = {"published": 0, "multimodal": 0, "prior_dominated": 0, "dropped": 0,
+                       "failed": 0}  # fmt: skip
         self.last_latency_ms = float("nan")
         self._gravity = self.config.gravity_filter()
         self._rate = FrameRate(self.config.max_rate_hz)
@@ -185,6 +186,11 @@ class MapLocalizerNode(Node):
         if fix.multimodal and not cfg.publish_multimodal:
             self.counts["multimodal"] += 1
             return
+        if cfg.remove_prior:
+            fix = self.localizer.without_prior(fix, xy, sigma)
+            if fix is None:
+                self.counts["prior_dominated"] += 1
+                return
         self._pub.publish(msg_from_posefix(posefix_of(frame.t_s, fix, z, cfg.map_frame), MSG_TYPES))
         self.counts["published"] += 1
 
