@@ -94,7 +94,7 @@ def replay_map_localizer(
                 if m.topic == topics.FIX:
                     gnss = prior_from_gnss(gnss_from_msg(m.msg), ltp) or gnss
                 elif m.topic == topics.IMAGE:
-                    t_s, fix, z = frames.localize(m.msg, prior)
+                    t_s, fix, (_, z, _, _) = frames.localize(m.msg, prior)
                     run.t_s.append(t_s)
                     run.fixes.append(fix)
                     run.z_m.append(z)

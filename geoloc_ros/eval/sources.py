@@ -21,6 +21,7 @@ from geoloc_ros.io.tf import StaticTransforms
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
     camera_mount,
+    fix_to_publish,
     posefix_of,
     prior_from_state,
 )
@@ -62,17 +63,19 @@ class BagFrameLocalizer:
             s = imu_from_msg(msg)
             self.gravity.update(s.t_s, s.accel_mps2, s.q_xyzw, s.cov_orientation_3x3)
 
-    def localize(self, msg, prior: Callable[[float], tuple]) -> tuple[float, MapFix, float]:
-        """(stamp, fix, prior z) of an image; `prior(t_s)` gives (xy, z, sigma_m, yaw or None)."""
+    def localize(self, msg, prior: Callable[[float], tuple]) -> tuple[float, MapFix, tuple]:
+        """(stamp, fix, prior used) of an image; `prior(t_s)` gives (xy, z, sigma_m, yaw or
+        None), and that tuple comes back as the third item."""
         if self.info is None:
             raise InputRejected("no camera_info yet: the camera is uncalibrated", "camera_info")
         frame = camera_frame_from_msgs(msg, self.info, want="rgb8")
-        xy, z, sigma, yaw = prior(frame.t_s)
+        used = prior(frame.t_s)
+        xy, z, sigma, yaw = used
         T_base_cam, self.camera_mount = camera_mount(self.tf, frame.frame_id, self.cfg)
         height = z + T_base_cam[2, 3] - self.cfg.ground_z_m
         fix = self.loc.localize(frame.image, frame.K_3x3, self.gravity.roll_pitch(), T_base_cam,
                                 xy, sigma, yaw, height, self.gravity.tilt_sigma_rad)  # fmt: skip
-        return frame.t_s, fix, z
+        return frame.t_s, fix, used
 
 
 class MapLocalizerSource:
@@ -94,22 +97,12 @@ class MapLocalizerSource:
             return None
         if not self.rate.admit(stamp_of(msg)):
             return None
-        used = {}
-
-        def prior(t):
-            used["p"] = self._prior(state, t)
-            return used["p"]
-
-        t_s, fix, z = self.frames.localize(msg, prior)
+        t_s, fix, (xy, z, sigma, _) = self.frames.localize(msg, lambda t: self._prior(state, t))
         self.log.latency_ms.append(fix.timing_ms["total"])
-        if fix.multimodal and not self.cfg.publish_multimodal:
-            self.log.withheld["multimodal"] += 1
+        fix, withheld = fix_to_publish(self.frames.loc, fix, xy, sigma, self.cfg)
+        if fix is None:
+            self.log.withheld[withheld] += 1
             return None
-        if self.cfg.remove_prior:
-            fix = self.frames.loc.without_prior(fix, used["p"][0], used["p"][2])
-            if fix is None:
-                self.log.withheld["prior_dominated"] += 1
-                return None
         out = posefix_of(t_s, fix, z, self.cfg.map_frame)
         self.log.fixes.append(out)
         return out

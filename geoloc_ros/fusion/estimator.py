@@ -526,6 +526,11 @@ class FusionEstimator:
                 return i
         return None
 
+    def _in_window(self, j: int, t_now: float) -> bool:
+        """Keyframe j is still far enough inside the smoother's window to take a factor."""
+        t_j = self._t_kf.get(j)
+        return t_j is not None and t_j >= t_now - self.cfg.lag_s + 2 * self.cfg.keyframe_period_s
+
     def _attach_pending(self, graph, t_now: float) -> None:
         keep = []
         for item in self._pending:
@@ -534,7 +539,7 @@ class FusionEstimator:
                 keep.append(item)
                 continue
             j = self._keyframe_before(t_meas)
-            if j is None or self._t_kf[j] < t_now - self.cfg.lag_s + 2 * self.cfg.keyframe_period_s:
+            if j is None or not self._in_window(j, t_now):
                 self.counts[f"{kind}_too_old"] += 1
                 continue
             if kind == "gnss":
@@ -606,9 +611,9 @@ class FusionEstimator:
     def _end_probation(self, graph) -> None:
         """Admit the held fixes into `graph` (their keyframes still in the window), or,
         with graph None, refuse them all."""
-        keep_after = self._t_kf[self._k] - self.cfg.lag_s + 2 * self.cfg.keyframe_period_s
+        t_ref = self._t_kf[self._k]
         for j, factor, decision in self._probation:
-            if graph is not None and self._t_kf.get(j, -np.inf) >= keep_after:
+            if graph is not None and self._in_window(j, t_ref):
                 graph.add(factor)
                 self.counts["gnss_used"] += 1
                 self.decisions.append(decision)

@@ -171,6 +171,23 @@ def prior_from_gnss(fix, ltp):
     return fix.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma
 
 
+def fix_to_publish(loc, fix, prior_xy, prior_sigma_m: float, cfg: MapLocalizerConfig):
+    """map_localizer_node's rules for one fix, live and offline alike: (fix, "") to
+    publish, or (None, reason) withheld: "multimodal" (unless publish_multimodal), or
+    "prior_dominated" when, with remove_prior, the fused prior divided out of the fix
+    leaves too little of the image's own evidence (neuralmap.localizer.divide_out_prior).
+    """
+    from geoloc_ros.neuralmap.localizer import divide_out_prior  # noqa: PLC0415
+
+    if fix.multimodal and not cfg.publish_multimodal:
+        return None, "multimodal"
+    if cfg.remove_prior and loc.params.use_prior:
+        fix = divide_out_prior(fix, prior_xy, prior_sigma_m, loc.bundle.calibration)
+        if fix is None:
+            return None, "prior_dominated"
+    return fix, ""
+
+
 def posefix_of(t_s: float, fix, z_m: float, map_frame: str):
     """The planar MapFix as the PoseFix map_localizer/fix carries (3-DoF: x, y, yaw)."""
     from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415

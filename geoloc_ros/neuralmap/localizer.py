@@ -206,13 +206,6 @@ class MapLocalizer:
         fix.timing_ms["total"] = 1e3 * (prev - t["start"])
         return fix
 
-    def without_prior(self, fix: MapFix, prior_xy, prior_sigma_m: float) -> MapFix | None:
-        """`fix` with the Gaussian prior that weighted its volume divided out (see
-        divide_out_prior); the fix itself where no prior was used."""
-        if not self.params.use_prior:
-            return fix
-        return divide_out_prior(fix, prior_xy, prior_sigma_m, self.bundle.calibration)
-
     def _tilt_variance_m2(self, height_m: float | None, tilt_sigma_rad: float) -> float:
         """Horizontal variance a roll/pitch error puts on a drone fix (0 for cars and
         unknown heights: a forward camera's error is not a rigid shift of the view)."""

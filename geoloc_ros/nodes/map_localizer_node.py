@@ -33,6 +33,7 @@ from geoloc_ros.io.convert import (
 from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
+    fix_to_publish,
     posefix_of,
     prior_from_gnss,
     prior_from_state,
@@ -183,14 +184,10 @@ class MapLocalizerNode(Node):
             self.diag.reject("image", "inference", str(exc))
             return
         self.diag.accept("image")
-        if fix.multimodal and not cfg.publish_multimodal:
-            self.counts["multimodal"] += 1
+        fix, withheld = fix_to_publish(self.localizer, fix, xy, sigma, cfg)
+        if fix is None:
+            self.counts[withheld] += 1
             return
-        if cfg.remove_prior:
-            fix = self.localizer.without_prior(fix, xy, sigma)
-            if fix is None:
-                self.counts["prior_dominated"] += 1
-                return
         self._pub.publish(msg_from_posefix(posefix_of(frame.t_s, fix, z, cfg.map_frame), MSG_TYPES))
         self.counts["published"] += 1
 
