@@ -251,6 +251,41 @@ def test_after_a_gated_fix_the_next_ones_are_held_until_a_consistent_run():
     assert used[-1] - used[0] > 40  # of the 50 fixes after it: the stream carries on
 
 
+def test_a_long_burst_stays_out_after_the_state_covariance_outgrows_its_offset():
+    """A 10 s burst 11 m off with a loose IMU model and no wheel speed (a drone's
+    case): the state's sigma grows past the offset and burst fixes pass the
+    re-admission gate, but they match the fixes just refused, so none enters (the
+    old rule let 20 of 50 in and reset). The fixes after the burst are used again."""
+    traj = quickdrive.FigureEight()
+    ltp = LocalTangentPlane(*quickdrive.DEFAULT_DATUM)
+    rng = np.random.default_rng(3)
+    fixes = []
+    for f in quickdrive.gnss(traj, np.arange(0.0, 60.0, 0.2), ltp, rng, 1.0, 2.0):
+        if 30.0 <= f.t_s < 40.0:
+            enu = ltp.enu_from_geodetic(f.lat_deg, f.lon_deg, f.alt_m)
+            enu[:2] += np.array([9.0, 6.0]) + rng.normal(0.0, 1.0, 2)
+            lat, lon, alt = ltp.geodetic_from_enu(enu)
+            f = GnssFix(f.t_s, float(lat), float(lon), float(alt), f.status, f.cov_enu_3x3,
+                        f.covariance_type, f.frame_id)  # fmt: skip
+        fixes.append(f)
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                       use_nhc=False, accel_noise_density=0.2, gyro_noise_density=0.01)  # fmt: skip
+    est = FusionEstimator(cfg)
+    imu = quickdrive.imu(traj, np.arange(0.0, 60.0, 0.005))
+    for _, kind, item in sorted([(s.t_s, 0, s) for s in imu] + [(f.t_s, 1, f) for f in fixes],
+                                key=lambda e: e[:2]):  # fmt: skip
+        est.on_imu(item) if kind == 0 else est.on_gnss(item)
+    t_fix = np.array([d.t_s + cfg.gnss_latency_s for d in est.decisions])
+    ok = np.array([d.accepted for d in est.decisions])
+    nis = np.array([d.nis for d in est.decisions])
+    burst = (t_fix >= 30.0) & (t_fix < 40.0)
+    assert not ok[burst].any()
+    assert (~ok[burst] & (nis[burst] < cfg.gnss_readmit_chi2)).sum() >= 10  # the new rule
+    after = t_fix >= 42.0
+    assert ok[after].mean() > 0.9, ok[after].mean()
+    assert est.counts["gnss_divergence_reset"] == 0
+
+
 def test_gauss_markov_factor_is_the_first_order_step_exactly():
     a, b = gtsam.symbol("g", 0), gtsam.symbol("g", 1)
     cov = np.diag([0.3, 0.5, 1.1])

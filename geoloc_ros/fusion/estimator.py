@@ -41,6 +41,9 @@ RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8
 MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
 GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
+GNSS_BURST_MEMORY_S = 2.0  # gated fixes this recent describe a running multipath burst
+GNSS_STEP_SPEED_MPS = 1.0  # allowance for the state's velocity error between two fixes
+GNSS_STEP_CHI2 = 11.34  # a step between two fixes' innovations (99 %, 3 dof)
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
 WHEEL_MAX_GAP_S = 0.2  # interpolate between samples at most this far apart
 WHEEL_NEAREST_S = 0.06  # else use the nearest sample this close to the keyframe
@@ -130,7 +133,12 @@ class FusionEstimator:
         # covariance grown while refusing) pull the state, and through the IMU chain its
         # velocity, off
         self._readmit_left = 0
-        self._probation: list[tuple[int, object, Decision]] = []  # held fixes of that run
+        self._probation: list[tuple] = []  # held fixes: j, factor, decision, (t, r, cov)
+        # a gated run that began with a step from the last used fix is a burst; its
+        # recent fixes (t, innovation) then say where the burst's fixes fall
+        self._last_used: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._burst = False
+        self._gated: deque[tuple[float, np.ndarray]] = deque(maxlen=50)
         self._diverged = False
         self.state: NavState | None = None
 
@@ -566,10 +574,14 @@ class FusionEstimator:
         nis = float(r @ np.linalg.solve(S, r))
         suspect = self._readmit_left > 0  # a fix was gated lately: a burst may be running
         gate = c.gnss_readmit_chi2 if suspect else c.gnss_gate_chi2
-        if c.gnss_gate_chi2 > 0 and nis > gate:
+        if c.gnss_gate_chi2 > 0 and (
+            nis > gate or (suspect and self._burst and self._like_burst(t_meas, r, S, cov))
+        ):
+            self._gated.append((t_meas, r))
             self._readmit_left = c.gnss_readmit_fixes
             if self._reject_since is None:
                 self._reject_since = t_meas
+                self._burst = self._stepped(t_meas, r, cov)
             self._end_probation(None)  # the run is broken: its fixes were burst fixes too
             if t_meas - self._reject_since < c.gnss_gate_reset_s:
                 self.counts["gnss_gated" if nis > c.gnss_gate_chi2 else "gnss_gated_readmit"] += 1
@@ -597,27 +609,57 @@ class FusionEstimator:
         else:
             factor = gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise)
         if suspect:  # held until the run of consistent fixes is complete
-            self._probation.append((j, factor, Decision(t_meas, True, "", nis)))
+            self._probation.append((j, factor, Decision(t_meas, True, "", nis), (t_meas, r, cov)))
             self._readmit_left -= 1
             if self._readmit_left > 0:
                 return
             self._end_probation(graph)
             return
         self._reject_since = None
+        self._last_used = (t_meas, r, cov)
         graph.add(factor)
         self.counts["gnss_used"] += 1
         self.decisions.append(Decision(t_meas, True, "", nis))
+
+    def _stepped(self, t_meas: float, r: np.ndarray, cov: np.ndarray) -> bool:
+        """Whether the innovation jumped from the last used fix's by more than the two
+        fixes' noise allows: a burst starts with a step, a drifting state does not (its
+        innovations grow smoothly, and its fixes must be let back in, not held out)."""
+        if self._last_used is None or t_meas - self._last_used[0] > GNSS_BURST_MEMORY_S:
+            return False
+        t0, r0, cov0 = self._last_used
+        d = r - r0
+        S = cov + cov0 + np.eye(3) * (GNSS_STEP_SPEED_MPS * (t_meas - t0)) ** 2
+        return float(d @ np.linalg.solve(S, d)) > GNSS_STEP_CHI2
+
+    def _like_burst(self, t_meas: float, r: np.ndarray, S: np.ndarray, cov: np.ndarray) -> bool:
+        """Whether a fix that passed the re-admission gate is likelier one more of the
+        fixes gated in the last GNSS_BURST_MEMORY_S than a fix of the state.
+
+        A burst is a steady offset: its fixes agree with each other to the receiver's
+        noise. The state's covariance grows while it refuses them (a drone's by metres a
+        second, its yaw barely observed), until the offset slips under the gate; the
+        fixes just refused say where the burst's fixes fall, far more sharply.
+        """
+        recent = [ri for ti, ri in self._gated if t_meas - ti <= GNSS_BURST_MEMORY_S]
+        if len(recent) < 3:
+            return False
+        g = np.array(recent)
+        b = np.median(g, axis=0)
+        S_b = np.cov(g.T) + cov
+        return _log_normal(r - b, S_b) > _log_normal(r, S)
 
     def _end_probation(self, graph) -> None:
         """Admit the held fixes into `graph` (their keyframes still in the window), or,
         with graph None, refuse them all."""
         t_ref = self._t_kf[self._k]
-        for j, factor, decision in self._probation:
+        for j, factor, decision, innovation in self._probation:
             if graph is not None and self._in_window(j, t_ref):
                 graph.add(factor)
                 self.counts["gnss_used"] += 1
                 self.decisions.append(decision)
                 self._reject_since = None
+                self._last_used = innovation
             else:
                 self.counts["gnss_gated_readmit"] += 1
                 self.decisions.append(Decision(decision.t_s, False, "gate", decision.nis))
@@ -675,3 +717,11 @@ class FusionEstimator:
             cov_pose_6x6=self.state.cov_pose_6x6,
             frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,
         )  # fmt: skip
+
+
+def _log_normal(x: np.ndarray, cov: np.ndarray) -> float:
+    """log N(x; 0, cov) up to the constant shared by equal dimensions."""
+    sign, logdet = np.linalg.slogdet(cov)
+    if sign <= 0:
+        return -np.inf
+    return float(-0.5 * (x @ np.linalg.solve(cov, x) + logdet))
