@@ -1,7 +1,8 @@
 """Time conventions: sensor time as float64 seconds, ROS stamps as (sec, nanosec).
 
 `TimeGuard` detects time going backwards (bag loops, clock resets) per input, the
-condition on which every estimator resets cleanly.
+condition on which every estimator resets cleanly. `FrameRate` and `Decimator` thin
+streams by their stamps, so offline replays and the nodes keep the same messages.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from geoloc_ros.errors import InputRejected, TimeJump
 
 NS_PER_S = 1_000_000_000
+RATE_JITTER = 0.9  # a decimated output is due after 90 % of its period (stamp jitter)
 
 
 def stamp_to_s(sec: int, nanosec: int) -> float:
@@ -75,3 +77,21 @@ class FrameRate:
             self._last = t_s
             return True
         return False
+
+
+class Decimator:
+    """Says when an output is due, every `period_s` of message time; time going back restarts."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.last_t_s: float | None = None
+
+    def due(self, t_s: float) -> bool:
+        last = self.last_t_s
+        if last is not None and 0.0 <= t_s - last < RATE_JITTER * self.period_s:
+            return False
+        self.last_t_s = t_s
+        return True
+
+    def reset(self) -> None:
+        self.last_t_s = None

@@ -23,6 +23,7 @@ from geoloc_ros.fusion.pipeline import FusionPipeline, Rejection
 from geoloc_ros.io import topics
 from geoloc_ros.io.bag import BagReader
 from geoloc_ros.io.convert import gnss_from_msg, navstate_from_odometry, stamp_of
+from geoloc_ros.timeutil import Decimator
 from geoloc_ros.types import NavState
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,10 @@ class ReplayResult:
     """Everything one replay produced, in the run's map frame (local ENU)."""
 
     bag_start_s: float
-    fusion: list[NavState] = field(default_factory=list)
+    fusion: list[NavState] = field(default_factory=list)  # keyframes, as each was when newest
+    # odometry/global as fusion_node publishes it: the IMU-rate state at output_rate_hz,
+    # (t, p, q) only (a 1-hour drive holds 180 000)
+    published: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
     fixes_enu: list[tuple[float, np.ndarray]] = field(default_factory=list)  # antenna, raw
     ground_truth: list[NavState] = field(default_factory=list)  # as in the bag
     decisions: list[Decision] = field(default_factory=list)
@@ -58,6 +62,13 @@ class ReplayResult:
 
     def fusion_trajectory(self) -> Trajectory:
         return Trajectory.from_states(self.fusion)
+
+    def published_trajectory(self) -> Trajectory:
+        """What fusion_node would have published on odometry/global over the bag."""
+        if not self.published:
+            return Trajectory(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 4)))
+        t, p, q = zip(*self.published, strict=True)
+        return Trajectory(np.array(t), np.array(p), np.array(q))
 
     def gnss_trajectory(self) -> Trajectory:
         t = np.array([f[0] for f in self.fixes_enu])
@@ -83,6 +94,7 @@ def replay_fusion(
     from tqdm import tqdm  # noqa: PLC0415
 
     pipeline = FusionPipeline(cfg)
+    output = Decimator(1.0 / cfg.output_rate_hz)
     with BagReader(bag_path) as bag:
         present = {t.topic: t.count for t in bag.topics()}
         if topics.IMU not in present:
@@ -114,9 +126,12 @@ def replay_fusion(
             if name == "fix" and _withheld(res, m.msg, no_gnss):
                 continue
             try:
-                pipeline.handle(name, m.msg)
+                state = pipeline.handle(name, m.msg)
             except InputRejected as exc:
                 res.rejections.append(Rejection(_stamp(m), name, exc.reason, str(exc)))
+            else:
+                if state is not None and output.due(state.t_s):
+                    res.published.append((state.t_s, state.p_m, state.q_xyzw))
             if name == "fix":
                 _keep_fix(res, pipeline, m.msg)
             _keep_keyframe(res, pipeline)

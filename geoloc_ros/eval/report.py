@@ -3,6 +3,8 @@
 Output folder: metrics.json, one TUM file per estimate plus ground_truth.tum (all in
 the run's local ENU map frame), NAME.cov_p_3x3.npy (position covariances, one per TUM
 pose, where the estimate has them), rejections.csv, trajectories.png and errors.png.
+`fusion.tum` holds the keyframes; `odometry.tum` what fusion_node would have published
+on odometry/global (the IMU-rate state at output_rate_hz).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ FUSABLE = ("map_localizer", "posenet")
 """Visual localizers `--fuse` can put in the fusion's loop."""
 
 FUSION_NODE = "fusion_node"
+PUBLISHED_TUM = "odometry.tum"  # what fusion_node would have published on odometry/global
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,8 @@ def run_eval(
         traj.write_tum(out / f"{name}.tum")
         if traj.cov_p_3x3 is not None:  # TUM has no covariance: position blocks beside it
             np.save(out / f"{name}.cov_p_3x3.npy", traj.cov_p_3x3, allow_pickle=False)
+    if "fusion" in estimators:  # fusion.tum has the keyframes; this, what the node sends
+        res.published_trajectory().write_tum(out / PUBLISHED_TUM)
     report: dict[str, Any] = {
         "bag": str(bag),
         "duration_s": res.duration_s,

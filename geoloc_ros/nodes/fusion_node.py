@@ -41,12 +41,12 @@ from geoloc_ros.nodes.base import (
     run,
     watch_time_jumps,
 )
+from geoloc_ros.timeutil import Decimator
 from geoloc_ros.types import NavState
 
 NODE_NAME = "fusion_node"
 PATH_RATE_HZ = 2.0  # path poses: 5 m apart at 10 m/s; 2000 poses hold ~17 min
 ERROR_WINDOW_S = 5.0  # the "fusion" status stays ERROR this long after an internal error
-RATE_JITTER = 0.9  # a decimated output is due after 90 % of its period (stamp jitter)
 
 INPUT_TYPES: dict[str, tuple[type, Any]] = {
     "imu": (Imu, STREAM_QOS),
@@ -55,24 +55,6 @@ INPUT_TYPES: dict[str, tuple[type, Any]] = {
     "map_localizer/fix": (PoseWithCovarianceStamped, RELIABLE_QOS),
     "posenet/fix": (PoseWithCovarianceStamped, RELIABLE_QOS),
 }
-
-
-class Decimator:
-    """Says when an output is due, every `period_s` of message time; time going back restarts."""
-
-    def __init__(self, period_s: float) -> None:
-        self.period_s = period_s
-        self.last_t_s: float | None = None
-
-    def due(self, t_s: float) -> bool:
-        last = self.last_t_s
-        if last is not None and 0.0 <= t_s - last < RATE_JITTER * self.period_s:
-            return False
-        self.last_t_s = t_s
-        return True
-
-    def reset(self) -> None:
-        self.last_t_s = None
 
 
 class FusionNode(Node):
