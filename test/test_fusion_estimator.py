@@ -17,7 +17,7 @@ from geoloc_ros.fusion.factors import (
 )
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.sim import quickdrive
-from geoloc_ros.types import GnssFix, ImuSample
+from geoloc_ros.types import GnssFix, ImuSample, PoseFix
 
 
 def _numeric_jacobians(factor, values, keys, eps=1e-6):
@@ -284,6 +284,37 @@ def test_a_long_burst_stays_out_after_the_state_covariance_outgrows_its_offset()
     after = t_fix >= 42.0
     assert ok[after].mean() > 0.9, ok[after].mean()
     assert est.counts["gnss_divergence_reset"] == 0
+
+
+def _standing_with_repeated_views(period_s: float) -> FusionEstimator:
+    """8 s at rest with a 6-DoF fix 15 deg off in yaw (sigma 20 deg) five times a second,
+    as PoseNet gives from one view: the same error every time."""
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                       visual_standstill_period_s=period_s)  # fmt: skip
+    est = FusionEstimator(cfg)
+    yaw = np.radians(15.0)
+    q = np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
+    cov = np.diag([1.0, 1.0, 1.0, 0.01, 0.01, np.radians(20.0) ** 2])
+    g = np.array([0.0, 0.0, 9.80665])
+    for k in range(1600):
+        t = k * 0.005
+        est.on_imu(ImuSample(t, np.zeros(3), g))
+        if k % 40 == 0:
+            est.on_pose_fix(PoseFix(t, np.zeros(3), q, cov, dof=6, source="posenet"))
+    return est
+
+
+def test_a_standing_vehicle_counts_one_view_once_per_period():
+    """Forty fixes of one view are one measurement, not forty: the yaw sigma stays near
+    the single fix's over 8 s at rest (with every fix taken it shrinks to a third)."""
+    once = _standing_with_repeated_views(2.0)
+    every = _standing_with_repeated_views(0.0)
+    sigma_once = np.degrees(np.sqrt(once.state.cov_pose_6x6[5, 5]))
+    sigma_every = np.degrees(np.sqrt(every.state.cov_pose_6x6[5, 5]))
+    assert once.counts["pose_standing_repeat"] >= 30
+    assert every.counts["pose_standing_repeat"] == 0
+    assert sigma_once > 8.0, sigma_once
+    assert sigma_every < 0.5 * sigma_once, (sigma_every, sigma_once)
 
 
 def test_gauss_markov_factor_is_the_first_order_step_exactly():

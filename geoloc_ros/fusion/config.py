@@ -66,6 +66,9 @@ class FusionConfig:
     imu_orientation_min_sigma_rad: float = 0.02  # floor on the reported orientation sigma
     # visual fixes
     visual_gate_chi2: float = 0.0  # Mahalanobis gate on the fix's dof; 0 = off
+    # while the vehicle stands, each visual source counts once per this period: the same
+    # view repeats the same error; 0 = take every fix
+    visual_standstill_period_s: float = 2.0
     # initialisation: heading from motion (GNSS), from a visual fix, or - with
     # start_at_origin - at the map origin with the IMU's orientation (dead reckoning)
     start_at_origin: bool = False
@@ -113,6 +116,10 @@ class FusionConfig:
             raise ConfigError("gnss_bias_sigma_m must be >= 0 and gnss_bias_tau_s > 0")
         if self.gnss_readmit_chi2 <= 0 or self.gnss_readmit_fixes < 0:
             raise ConfigError("gnss_readmit_chi2 must be positive and gnss_readmit_fixes >= 0")
+        if not self.visual_standstill_period_s >= 0:
+            raise ConfigError(
+                f"visual_standstill_period_s must be >= 0, got {self.visual_standstill_period_s}"
+            )
         if not 0 <= self.wheel_wait_s <= self.lag_s / 2:
             raise ConfigError(f"wheel_wait_s must be in [0, lag_s / 2], got {self.wheel_wait_s}")
         if self.gnss_latency_s < 0 or self.gnss_latency_s > 2.0:

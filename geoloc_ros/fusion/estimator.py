@@ -44,6 +44,8 @@ GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
 GNSS_BURST_MEMORY_S = 2.0  # gated fixes this recent describe a running multipath burst
 GNSS_STEP_SPEED_MPS = 1.0  # allowance for the state's velocity error between two fixes
 GNSS_STEP_CHI2 = 11.34  # a step between two fixes' innovations (99 %, 3 dof)
+STANDSTILL_SPEED_MPS = 0.3  # slower than this, the vehicle stands (visual repeats)
+STANDSTILL_MOVE_M = 1.0  # ... and must have moved less than this since the last fix
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
 WHEEL_MAX_GAP_S = 0.2  # interpolate between samples at most this far apart
 WHEEL_NEAREST_S = 0.06  # else use the nearest sample this close to the keyframe
@@ -139,6 +141,7 @@ class FusionEstimator:
         self._last_used: tuple[float, np.ndarray, np.ndarray] | None = None
         self._burst = False
         self._gated: deque[tuple[float, np.ndarray]] = deque(maxlen=50)
+        self._view_used: dict[str, tuple[float, np.ndarray]] = {}  # source -> (t, p_m)
         self._diverged = False
         self.state: NavState | None = None
 
@@ -676,6 +679,10 @@ class FusionEstimator:
             factor = planar_pose_factor(X(j), [p[0], p[1], yaw], noise)
         else:
             factor = gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise)
+        if self._repeats_standing_view(j, t_meas, fix.source):
+            self.counts["pose_standing_repeat"] += 1
+            self.decisions.append(Decision(t_meas, False, "standing_repeat"))
+            return
         if self.cfg.visual_gate_chi2 > 0:
             nis = self._pose_nis(factor, j)
             if nis > self.cfg.visual_gate_chi2:
@@ -683,8 +690,24 @@ class FusionEstimator:
                 self.decisions.append(Decision(t_meas, False, f"pose{fix.dof}_gate", nis))
                 return
         graph.add(factor)
+        self._view_used[fix.source] = (t_meas, self._keyframe(j)[0].translation())
         self.counts[f"pose{fix.dof}_used"] += 1
         self.decisions.append(Decision(t_meas, True, f"pose{fix.dof}"))
+
+    def _repeats_standing_view(self, j: int, t_meas: float, source: str) -> bool:
+        """Whether a visual fix would repeat one its source gave less than
+        visual_standstill_period_s ago from where the vehicle still stands: the same view
+        has the same error (PoseNet's was 19 deg of yaw at the demo's start), and 5 Hz of
+        it counted as independent fixes made the fusion sure of it."""
+        period = self.cfg.visual_standstill_period_s
+        last = self._view_used.get(source)
+        if period <= 0 or last is None or t_meas - last[0] >= period:
+            return False
+        pose, v, _ = self._keyframe(j)
+        return bool(
+            np.linalg.norm(v) < STANDSTILL_SPEED_MPS
+            and np.linalg.norm(pose.translation() - last[1]) < STANDSTILL_MOVE_M
+        )
 
     def _pose_nis(self, factor, j: int) -> float:
         """Mahalanobis distance of a pose factor's residual, with the state's uncertainty."""
