@@ -167,3 +167,13 @@ class NavState:
             object.__setattr__(self, name, _vec(getattr(self, name), n, name))
         for name in ("cov_pose_6x6", "cov_twist_6x6"):
             object.__setattr__(self, name, _mat(getattr(self, name), 6, name))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happened to one absolute measurement (for diagnostics and the eval report)."""
+
+    t_s: float
+    accepted: bool
+    reason: str = ""
+    nis: float = float("nan")

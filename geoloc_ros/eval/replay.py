@@ -18,13 +18,12 @@ import numpy as np
 from geoloc_ros.errors import BagError, InputRejected
 from geoloc_ros.eval.trajectory import Trajectory
 from geoloc_ros.fusion.config import FusionConfig
-from geoloc_ros.fusion.estimator import Decision
 from geoloc_ros.fusion.pipeline import FusionPipeline, Rejection
 from geoloc_ros.io import topics
 from geoloc_ros.io.bag import BagReader
 from geoloc_ros.io.convert import gnss_from_msg, navstate_from_odometry, stamp_of
 from geoloc_ros.timeutil import Decimator
-from geoloc_ros.types import NavState
+from geoloc_ros.types import Decision, NavState
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Keyframes every `keyframe_period_s` carry pose X, velocity V and IMU bias B, lin
 by CombinedImuFactor. A measurement at time t attaches to the keyframe j just
 before t and is predicted forward by the keyframe velocity over t - t_j, so no
 information is moved in time. GNSS fixes are shifted back by the receiver latency,
-gated by their Mahalanobis distance to the prediction and wrapped in a robust loss.
+admitted by `gnss_admission` (gate, re-admission, bursts) and wrapped in a robust loss.
 The same object runs in `geoloc eval` and in fusion_node.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import Counter, deque
-from dataclasses import dataclass
 
 import gtsam
 import numpy as np
@@ -29,11 +28,12 @@ from geoloc_ros.fusion.factors import (
     nonholonomic_factor,
     planar_pose_factor,
 )
+from geoloc_ros.fusion.gnss_admission import GnssAdmission, Held, Innovation
 from geoloc_ros.geo.covariance import cov_gtsam_from_ros, cov_ros_from_gtsam
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix, xyzw_from_rpy
 from geoloc_ros.geo.se3 import skew
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
-from geoloc_ros.types import CovarianceType, GnssFix, ImuSample, NavState, PoseFix
+from geoloc_ros.types import CovarianceType, Decision, GnssFix, ImuSample, NavState, PoseFix
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,6 @@ RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8
 MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
 GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
-GNSS_BURST_MEMORY_S = 2.0  # gated fixes this recent describe a running multipath burst
-GNSS_STEP_SPEED_MPS = 1.0  # allowance for the state's velocity error between two fixes
-GNSS_STEP_CHI2 = 11.34  # a step between two fixes' innovations (99 %, 3 dof)
 STANDSTILL_SPEED_MPS = 0.3  # slower than this, the vehicle stands (visual repeats)
 STANDSTILL_MOVE_M = 1.0  # ... and must have moved less than this since the last fix
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
@@ -74,16 +71,6 @@ def pose_noise_covariance(fix: PoseFix) -> np.ndarray:
     if fix.dof == 3:
         return fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
     return cov_gtsam_from_ros(fix.cov_pose_6x6, matrix_from_xyzw(fix.q_xyzw))
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What happened to one absolute measurement (for diagnostics and the eval report)."""
-
-    t_s: float
-    accepted: bool
-    reason: str = ""
-    nis: float = float("nan")
 
 
 class FusionEstimator:
@@ -128,19 +115,7 @@ class FusionEstimator:
         self._velocity_due: deque[int] = deque()  # keyframes awaiting their wheel speed
         self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
         self._imu_att: tuple[float, np.ndarray, np.ndarray] | None = None  # t, R_map_base, cov
-        self._reject_since: float | None = None
-        # after a gated fix, the next gnss_readmit_fixes must pass the tighter
-        # gnss_readmit_chi2 in a row before any of them is used: a multipath burst is a
-        # biased run of fixes, and single ones that slip under the gate (heavy tails, a
-        # covariance grown while refusing) pull the state, and through the IMU chain its
-        # velocity, off
-        self._readmit_left = 0
-        self._probation: list[tuple] = []  # held fixes: j, factor, decision, (t, r, cov)
-        # a gated run that began with a step from the last used fix is a burst; its
-        # recent fixes (t, innovation) then say where the burst's fixes fall
-        self._last_used: tuple[float, np.ndarray, np.ndarray] | None = None
-        self._burst = False
-        self._gated: deque[tuple[float, np.ndarray]] = deque(maxlen=50)
+        self._admission = GnssAdmission(self.cfg, self.counts, self.decisions)
         self._view_used: dict[str, tuple[float, np.ndarray]] = {}  # source -> (t, p_m)
         self._diverged = False
         self.state: NavState | None = None
@@ -574,27 +549,12 @@ class FusionEstimator:
         S = H @ P @ H.T + cov + np.eye(3) * (0.5 * dt) ** 2
         if biased:
             S = S + self._gbias_cov
-        nis = float(r @ np.linalg.solve(S, r))
-        suspect = self._readmit_left > 0  # a fix was gated lately: a burst may be running
-        gate = c.gnss_readmit_chi2 if suspect else c.gnss_gate_chi2
-        if c.gnss_gate_chi2 > 0 and (
-            nis > gate or (suspect and self._burst and self._like_burst(t_meas, r, S, cov))
-        ):
-            self._gated.append((t_meas, r))
-            self._readmit_left = c.gnss_readmit_fixes
-            if self._reject_since is None:
-                self._reject_since = t_meas
-                self._burst = self._stepped(t_meas, r, cov)
-            self._end_probation(None)  # the run is broken: its fixes were burst fixes too
-            if t_meas - self._reject_since < c.gnss_gate_reset_s:
-                self.counts["gnss_gated" if nis > c.gnss_gate_chi2 else "gnss_gated_readmit"] += 1
-                self.decisions.append(Decision(t_meas, False, "gate", nis))
-                return
-            # every fix refused for gnss_gate_reset_s: the state, not GNSS, is wrong.
-            # Start again from the fixes (after this keyframe's update completes).
-            self.counts["gnss_divergence_reset"] += 1
+        inn = Innovation(t_meas, r, S, cov, float(r @ np.linalg.solve(S, r)))
+        verdict = self._admission.judge(inn)
+        if verdict == "refuse":
+            return
+        if verdict == "reset":  # start again from the fixes, after this keyframe's update
             self._diverged = True
-            self._reject_since = None
             return
         noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if c.gnss_robust != "none":
@@ -611,62 +571,17 @@ class FusionEstimator:
             factor = biased_antenna_factor(X(j), self._g(j), z - v * dt, self._lever, noise)
         else:
             factor = gtsam.GPSFactorArm(X(j), z - v * dt, self._lever, noise)
-        if suspect:  # held until the run of consistent fixes is complete
-            self._probation.append((j, factor, Decision(t_meas, True, "", nis), (t_meas, r, cov)))
-            self._readmit_left -= 1
-            if self._readmit_left > 0:
-                return
-            self._end_probation(graph)
+        if verdict == "use":
+            graph.add(factor)
+            self._admission.used(inn)
             return
-        self._reject_since = None
-        self._last_used = (t_meas, r, cov)
-        graph.add(factor)
-        self.counts["gnss_used"] += 1
-        self.decisions.append(Decision(t_meas, True, "", nis))
-
-    def _stepped(self, t_meas: float, r: np.ndarray, cov: np.ndarray) -> bool:
-        """Whether the innovation jumped from the last used fix's by more than the two
-        fixes' noise allows: a burst starts with a step, a drifting state does not (its
-        innovations grow smoothly, and its fixes must be let back in, not held out)."""
-        if self._last_used is None or t_meas - self._last_used[0] > GNSS_BURST_MEMORY_S:
-            return False
-        t0, r0, cov0 = self._last_used
-        d = r - r0
-        S = cov + cov0 + np.eye(3) * (GNSS_STEP_SPEED_MPS * (t_meas - t0)) ** 2
-        return float(d @ np.linalg.solve(S, d)) > GNSS_STEP_CHI2
-
-    def _like_burst(self, t_meas: float, r: np.ndarray, S: np.ndarray, cov: np.ndarray) -> bool:
-        """Whether a fix that passed the re-admission gate is likelier one more of the
-        fixes gated in the last GNSS_BURST_MEMORY_S than a fix of the state.
-
-        A burst is a steady offset: its fixes agree with each other to the receiver's
-        noise. The state's covariance grows while it refuses them (a drone's by metres a
-        second, its yaw barely observed), until the offset slips under the gate; the
-        fixes just refused say where the burst's fixes fall, far more sharply.
-        """
-        recent = [ri for ti, ri in self._gated if t_meas - ti <= GNSS_BURST_MEMORY_S]
-        if len(recent) < 3:
-            return False
-        g = np.array(recent)
-        b = np.median(g, axis=0)
-        S_b = np.cov(g.T) + cov
-        return _log_normal(r - b, S_b) > _log_normal(r, S)
-
-    def _end_probation(self, graph) -> None:
-        """Admit the held fixes into `graph` (their keyframes still in the window), or,
-        with graph None, refuse them all."""
-        t_ref = self._t_kf[self._k]
-        for j, factor, decision, innovation in self._probation:
-            if graph is not None and self._in_window(j, t_ref):
-                graph.add(factor)
-                self.counts["gnss_used"] += 1
-                self.decisions.append(decision)
-                self._reject_since = None
-                self._last_used = innovation
+        t_ref = self._t_kf[self._k]  # "hold": the run enters once complete
+        for item in self._admission.hold(Held(j, factor, inn)):
+            if self._in_window(item.keyframe, t_ref):
+                graph.add(item.factor)
+                self._admission.admitted(item)
             else:
-                self.counts["gnss_gated_readmit"] += 1
-                self.decisions.append(Decision(decision.t_s, False, "gate", decision.nis))
-        self._probation.clear()
+                self._admission.refuse_held([item])
 
     def _pose_factor(self, graph, j: int, t_meas: float, fix: PoseFix) -> None:
         dt = t_meas - self._t_kf[j]
@@ -740,11 +655,3 @@ class FusionEstimator:
             cov_pose_6x6=self.state.cov_pose_6x6,
             frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,
         )  # fmt: skip
-
-
-def _log_normal(x: np.ndarray, cov: np.ndarray) -> float:
-    """log N(x; 0, cov) up to the constant shared by equal dimensions."""
-    sign, logdet = np.linalg.slogdet(cov)
-    if sign <= 0:
-        return -np.inf
-    return float(-0.5 * (x @ np.linalg.solve(cov, x) + logdet))

@@ -18,7 +18,7 @@ import numpy as np
 
 from geoloc_ros.errors import InputRejected, TimeJump
 from geoloc_ros.fusion.config import FusionConfig
-from geoloc_ros.fusion.estimator import Decision, FusionEstimator
+from geoloc_ros.fusion.estimator import FusionEstimator
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix
 from geoloc_ros.io.convert import (
     gnss_from_msg,
@@ -27,7 +27,7 @@ from geoloc_ros.io.convert import (
     stamp_of,
 )
 from geoloc_ros.timeutil import TimeGuard
-from geoloc_ros.types import CovarianceType, GnssFix, GnssStatus, NavState
+from geoloc_ros.types import CovarianceType, Decision, GnssFix, GnssStatus, NavState
 
 INPUTS = ("imu", "fix", "wheel_odom", "map_localizer/fix", "posenet/fix")
 """The fusion's inputs, named as the node's (relative, remappable) topics."""
