@@ -286,3 +286,21 @@ def test_platform_names_the_shipped_model_and_bad_parameters_are_refused():
         PoseNetParams(platform="boat")
     with pytest.raises(ConfigError, match="threads"):
         PoseNetParams(threads=-1)
+
+
+def test_the_onnxruntime_backend_runs_the_shipped_model_without_importing_torch():
+    """Model card, calibration, novelty and the ONNX graphs need no torch: a node on
+    onnxruntime saves its import (about 2 s) and its thread pool."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from geoloc_ros.posenet.localizer import PoseNetLocalizer, PoseNetParams\n"
+        "loc = PoseNetLocalizer.from_params(PoseNetParams(backend='onnxruntime', threads=1))\n"
+        "r = loc.localize(np.zeros((240, 320, 3), np.uint8), 0.0)\n"
+        "assert np.isfinite(r.fix.p_m).all()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr

@@ -20,8 +20,8 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError
 from geoloc_ros.modelcard import CardedModel, load_checked_safetensors, read_card
+from geoloc_ros.posenet.config import PoseNetConfig
 from geoloc_ros.posenet.mc import Calibration
-from geoloc_ros.posenet.model import PoseNetConfig
 
 CARD = "posenet.json"
 WEIGHTS = "posenet.safetensors"
