@@ -15,10 +15,10 @@ estimator computes them and builds the factors. The rules, in order:
    GNSS_BURST_MEMORY_S than a fix of the state. The state's covariance grows while it
    refuses (a drone's by metres a second) until the burst's offset passes the gate;
    the fixes just refused say where the burst's fixes fall, far more sharply. A state
-   that drifts from good fixes makes no step, and its fixes come back by rule 2. The
-   price: a receiver that snaps back to the truth after a slow drift the fusion
-   followed looks like a burst too, and is held out until rule 4 (not measured on
-   real data yet; none of the drives here has one).
+   that drifts from good fixes makes no step, and its fixes come back by rule 2. A
+   receiver that snaps back to the truth after a slow drift the fusion followed looks
+   like a burst too; it waits for rule 4, as it did before this rule (synthetic: 8 m
+   drift over 20 s, snap back: first fix used 11.4 s later with or without rule 3).
 4. Every fix refused for `gnss_gate_reset_s`: the state, not GNSS, is wrong; the
    estimator starts again from the fixes.
 """
