@@ -27,7 +27,7 @@ def _feed(adm: GnssAdmission, stream) -> list[str]:
             adm.used(inn)
         elif v == "hold":
             for item in adm.hold(Held(0, None, inn)):
-                adm.admitted(item)
+                adm.used(item.innovation)
         out.append(v)
     return out
 

@@ -579,11 +579,15 @@ class FusionEstimator:
         for item in self._admission.hold(Held(j, factor, inn)):
             if self._in_window(item.keyframe, t_ref):
                 graph.add(item.factor)
-                self._admission.admitted(item)
+                self._admission.used(item.innovation)
             else:
                 self._admission.refuse_held([item])
 
     def _pose_factor(self, graph, j: int, t_meas: float, fix: PoseFix) -> None:
+        if self._repeats_standing_view(j, t_meas, fix.source):
+            self.counts["pose_standing_repeat"] += 1
+            self.decisions.append(Decision(t_meas, False, "standing_repeat"))
+            return
         dt = t_meas - self._t_kf[j]
         v = self._keyframe(j)[1]
         p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
@@ -594,10 +598,6 @@ class FusionEstimator:
             factor = planar_pose_factor(X(j), [p[0], p[1], yaw], noise)
         else:
             factor = gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise)
-        if self._repeats_standing_view(j, t_meas, fix.source):
-            self.counts["pose_standing_repeat"] += 1
-            self.decisions.append(Decision(t_meas, False, "standing_repeat"))
-            return
         if self.cfg.visual_gate_chi2 > 0:
             nis = self._pose_nis(factor, j)
             if nis > self.cfg.visual_gate_chi2:

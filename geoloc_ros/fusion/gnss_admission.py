@@ -29,6 +29,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import multivariate_normal
 
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.types import Decision
@@ -82,7 +83,7 @@ class GnssAdmission:
         return self._readmit_left > 0
 
     def judge(self, inn: Innovation) -> str:
-        """ "use", "hold" (suspect: call `hold`), "refuse", or "reset" (rule 4)."""
+        """The verdict on one fix: use, hold (suspect: call `hold`), refuse, or reset."""
         c = self.cfg
         gate = c.gnss_readmit_chi2 if self.suspect else c.gnss_gate_chi2
         if c.gnss_gate_chi2 <= 0 or not (
@@ -104,7 +105,7 @@ class GnssAdmission:
         return "reset"
 
     def used(self, inn: Innovation) -> None:
-        """A fix judged "use" went into the graph."""
+        """A fix went into the graph (judged "use", or one of a completed held run)."""
         self._reject_since = None
         self._last_used = inn
         self.counts["gnss_used"] += 1
@@ -118,10 +119,6 @@ class GnssAdmission:
             return []
         run, self._held = self._held, []
         return run
-
-    def admitted(self, item: Held) -> None:
-        """A fix of a completed run went into the graph."""
-        self.used(item.innovation)
 
     def refuse_held(self, items: list[Held] | None = None) -> None:
         """Refuse the held fixes (or `items` of a run whose keyframes left the window)."""
@@ -149,12 +146,5 @@ class GnssAdmission:
             return False
         g = np.array(recent)
         S_b = np.cov(g.T) + inn.cov_m2
-        return _log_normal(inn.r_m - np.median(g, axis=0), S_b) > _log_normal(inn.r_m, inn.S_m2)
-
-
-def _log_normal(x: np.ndarray, cov: np.ndarray) -> float:
-    """log N(x; 0, cov) up to the constant shared by equal dimensions."""
-    sign, logdet = np.linalg.slogdet(cov)
-    if sign <= 0:
-        return -np.inf
-    return float(-0.5 * (x @ np.linalg.solve(cov, x) + logdet))
+        burst = multivariate_normal.logpdf(inn.r_m, np.median(g, axis=0), S_b)
+        return bool(burst > multivariate_normal.logpdf(inn.r_m, np.zeros(3), inn.S_m2))
