@@ -111,3 +111,21 @@ def test_init_starts_from_a_saved_model_and_refuses_another_platform(tiny, tmp_p
     wrong = TrainConfig(**{**TINY, "init": str(tmp_path / "other")})
     with pytest.raises(ConfigError, match="car model with another configuration"):
         train_neuralmap([tiny / "ds"], tmp_path / "d", wrong, progress=False)
+
+
+def test_init_fine_tunes_at_another_input_size(tiny, tmp_path):
+    """The encoders are convolutional: a model trained at one input size starts a training
+    at another, and the new model's card records the size it was trained at."""
+    base = train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**{**TINY, "epochs": 1}),
+                           progress=False)  # fmt: skip
+    bigger = TrainConfig(**{**TINY, "epochs": 1, "lr": 1e-12, "weight_decay": 0.0,
+                            "init": str(tmp_path / "a"), "input_hw": (160, 224)})  # fmt: skip
+    tuned = train_neuralmap([tiny / "ds"], tmp_path / "b", bigger, progress=False)
+    assert base.config.input_hw != (160, 224) and tuned.config.input_hw == (160, 224)
+    conv = [k for k in base.state if k.endswith("weight")]
+    for k in conv:
+        np.testing.assert_allclose(tuned.state[k], base.state[k], rtol=0, atol=1e-5, err_msg=k)
+    from geoloc_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="input_hw"):
+        TrainConfig(**{**TINY, "input_hw": (100, 150)}).model_config()

@@ -49,10 +49,17 @@ class TrainConfig:
     device: str = "cpu"
     stop_after: int = 0  # end this run after so many steps (0 = never); --resume continues
     init: str = ""  # model folder whose weights start the training (fine-tuning)
+    input_hw: tuple[int, int] | None = None  # network input; None = the platform's default
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.positions < 4:
             raise ConfigError(f"need epochs >= 1, batch >= 1, lr > 0, positions >= 4: {self}")
+
+    def model_config(self) -> NeuralMapConfig:
+        """The architecture this training builds: the platform's defaults, resized input."""
+        if self.input_hw is None:
+            return NeuralMapConfig.for_platform(self.platform)
+        return NeuralMapConfig.for_platform(self.platform, input_hw=tuple(self.input_hw))
 
 
 def _tc_dict(tc: TrainConfig) -> dict:
@@ -118,7 +125,7 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     if tc.threads:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
-    cfg = NeuralMapConfig.for_platform(tc.platform)
+    cfg = tc.model_config()
     device = torch.device(tc.device)
     worlds: dict = {}  # each world loaded and resampled once for both splits
     train_data = SimData(datasets, "train", cfg, worlds)
@@ -200,11 +207,15 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
 
 
 def _init_from(model, directory: str, cfg: NeuralMapConfig) -> None:
-    """Copy a saved model's weights (sha256-checked safetensors) into the step module."""
+    """Copy a saved model's weights (sha256-checked safetensors) into the step module.
+
+    The input size may differ (the encoders are convolutional, so fine-tuning at a new
+    resolution starts from the old weights); every other architecture field must match.
+    """
     from geoloc_ros.neuralmap.bundle import build_net, load_bundle  # noqa: PLC0415
 
     b = load_bundle(directory)
-    if b.config != cfg:
+    if dataclasses.replace(b.config, input_hw=cfg.input_hw) != cfg:
         raise ConfigError(f"--init {directory} is a {b.config.platform} model with another "
                           "configuration than this training's")  # fmt: skip
     model.net.load_state_dict(build_net(b).state_dict())
