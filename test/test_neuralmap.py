@@ -353,3 +353,37 @@ def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix
     raw2[:2, :2] = np.eye(2) * (0.9 * sigma**2)
     assert divide_out_prior(MapFix(prior_xy, 0.2, cal.apply(raw2), raw2, False, 0.0),
                             prior_xy, sigma, cal) is None  # fmt: skip
+
+
+def test_calibration_fits_the_mode_and_leaves_gross_failures_to_the_gate():
+    """Fixes whose errors follow 3x their volume's covariance, plus 30 % gross failures
+    (another place, or flagged multi-modal): the fitted scales are the inliers' (9 on both
+    variances), not the ones that would cover the failures too."""
+    from geoloc_ros.errors import InputRejected
+    from geoloc_ros.neuralmap.bundle import Calibration
+    from geoloc_ros.neuralmap.evaluate import Runs, fit_calibration, summary
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    sig_xy, sig_yaw = rng.uniform(0.3, 1.0, n), np.radians(rng.uniform(0.2, 1.0, n))
+    cov = np.zeros((n, 3, 3))
+    cov[:, 0, 0] = cov[:, 1, 1] = sig_xy**2
+    cov[:, 2, 2] = sig_yaw**2
+    err_xy = rng.normal(size=(n, 2)) * 3 * sig_xy[:, None]
+    err_yaw = rng.normal(size=n) * 3 * sig_yaw
+    gross = rng.random(n) < 0.3
+    err_xy[gross] = rng.uniform(15, 60, (gross.sum(), 1)) * [[0.6, 0.8]]
+    err_yaw[gross] = rng.uniform(-np.pi, np.pi, gross.sum())
+    flagged = gross & (rng.random(n) < 0.5)
+    runs = Runs(err_xy, err_yaw, cov, flagged, [], 0)
+    cal = fit_calibration(runs, Calibration(floor_xy_m=0.0, floor_yaw_deg=0.0))
+    assert cal.scale_xy == pytest.approx(9.0, rel=0.1)
+    assert cal.scale_yaw == pytest.approx(9.0, rel=0.1)
+    s = summary(runs, cal)
+    assert s["coverage95_xy_in_mode_support"] == pytest.approx(0.95, abs=0.01)
+    assert s["coverage95_yaw_in_mode_support"] == pytest.approx(0.95, abs=0.01)
+    assert s["coverage95_xy"] == pytest.approx(0.95 * 0.7, abs=0.03)  # what the fix reports
+    assert s["unimodal_gross_failure_share"] == pytest.approx(0.15 / 0.85, abs=0.03)
+    few = Runs(err_xy[:10], err_yaw[:10], cov[:10], flagged[:10], [], 0)
+    with pytest.raises(InputRejected, match="fit needs"):
+        fit_calibration(few)

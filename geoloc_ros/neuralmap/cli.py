@@ -78,7 +78,7 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default="", metavar="MODEL",
                    help="start from this model's weights (fine-tune on new areas)")  # fmt: skip
     p.add_argument("--input-hw", type=int, nargs=2, metavar=("H", "W"),
-                   help="network input size (default: the platform's, see docs/neuralmap.md)")  # fmt: skip
+                   help="network input size (default: the platform's)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 

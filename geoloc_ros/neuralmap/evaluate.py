@@ -65,17 +65,41 @@ def mahalanobis2_xy(err_xy: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.einsum("ni,nij,nj->n", err_xy, np.linalg.inv(cov[:, :2, :2]), err_xy)
 
 
+def in_mode_support(runs: Runs) -> np.ndarray:
+    """(N,) bool: the truth lies where the fix's covariance was measured, the mode's local
+    window (matcher.LOCAL_RADIUS_M, LOCAL_YAW_RAD). Outside it the fix found another
+    place: a gross failure no Gaussian of that mode describes."""
+    from geoloc_ros.neuralmap.matcher import LOCAL_RADIUS_M, LOCAL_YAW_RAD  # noqa: PLC0415
+
+    d = np.linalg.norm(runs.err_xy_m, axis=1)
+    return (d <= LOCAL_RADIUS_M) & (np.abs(runs.err_yaw_rad) <= LOCAL_YAW_RAD)
+
+
+MIN_CALIBRATION_FRAMES = 20
+
+
 def fit_calibration(runs: Runs, floors: Calibration | None = None) -> Calibration:
-    """Scales that put the 95 % chi-square quantile on 95 % of the samples (bisection)."""
+    """Scales that put the 95 % chi-square quantile on 95 % of the fixes a node publishes
+    (unimodal) whose truth lies in the mode's support (bisection).
+
+    Gross failures are left to the multi-modal flag and the fusion's Mahalanobis gate:
+    widening every covariance until it also covers them (a third of the car's frames)
+    made the car's yaw sigma 64x its volume's, and the fusion ignored the map's heading.
+    """
     base = floors or Calibration()
+    keep = ~runs.multimodal & in_mode_support(runs)
+    if keep.sum() < MIN_CALIBRATION_FRAMES:
+        raise InputRejected(f"only {int(keep.sum())} unimodal fixes near the truth; the "
+                            f"fit needs {MIN_CALIBRATION_FRAMES}", "calibration")  # fmt: skip
+    err_xy, err_yaw, cov_raw = runs.err_xy_m[keep], runs.err_yaw_rad[keep], runs.cov_raw[keep]
 
     def coverage_xy(scale: float) -> float:
-        c = Calibration(scale, 1.0, base.floor_xy_m, base.floor_yaw_deg).apply(runs.cov_raw)
-        return float((mahalanobis2_xy(runs.err_xy_m, c) <= CHI2_95_2DOF).mean())
+        c = Calibration(scale, 1.0, base.floor_xy_m, base.floor_yaw_deg).apply(cov_raw)
+        return float((mahalanobis2_xy(err_xy, c) <= CHI2_95_2DOF).mean())
 
     def coverage_yaw(scale: float) -> float:
-        c = Calibration(1.0, scale, base.floor_xy_m, base.floor_yaw_deg).apply(runs.cov_raw)
-        return float((runs.err_yaw_rad**2 / c[:, 2, 2] <= CHI2_95_1DOF).mean())
+        c = Calibration(1.0, scale, base.floor_xy_m, base.floor_yaw_deg).apply(cov_raw)
+        return float((err_yaw**2 / c[:, 2, 2] <= CHI2_95_1DOF).mean())
 
     return Calibration(_bisect(coverage_xy), _bisect(coverage_yaw), base.floor_xy_m,
                        base.floor_yaw_deg)  # fmt: skip
@@ -99,7 +123,13 @@ def summary(runs: Runs, cal: Calibration) -> dict:
     n = len(d)
     cov = cal.apply(runs.cov_raw)
     inside = mahalanobis2_xy(runs.err_xy_m, cov) <= CHI2_95_2DOF if n else np.zeros(0, bool)
+    inside_yaw = runs.err_yaw_rad**2 / cov[:, 2, 2] <= CHI2_95_1DOF if n else np.zeros(0, bool)
     uni = ~runs.multimodal
+    ok = uni & in_mode_support(runs) if n else np.zeros(0, bool)
+
+    def share(mask: np.ndarray, of: np.ndarray) -> float | None:
+        return float(mask[of].mean()) if of.any() else None
+
     out = {
         "frames": n,
         "rejected": runs.rejected,
@@ -110,7 +140,11 @@ def summary(runs: Runs, cal: Calibration) -> dict:
         "median_m": float(np.median(d)) if n else None,
         "median_deg": float(np.median(y)) if n else None,
         "coverage95_xy": float(inside.mean()) if n else None,
-        "coverage95_xy_unimodal": float(inside[uni].mean()) if uni.any() else None,
+        "coverage95_xy_unimodal": share(inside, uni),
+        "coverage95_xy_in_mode_support": share(inside, ok),
+        "coverage95_yaw": float(inside_yaw.mean()) if n else None,
+        "coverage95_yaw_in_mode_support": share(inside_yaw, ok),
+        "unimodal_gross_failure_share": share(~in_mode_support(runs), uni) if n else None,
         "multimodal_share": float(runs.multimodal.mean()) if n else None,
         "recall_5m_when_flagged_multimodal": float((d[~uni] <= 5).mean()) if (~uni).any() else None,
         "recall_5m_when_unimodal": float((d[uni] <= 5).mean()) if uni.any() else None,

@@ -84,12 +84,16 @@ class MatchResult:
     peak_index: tuple[int, int, int] = (0, 0, 0)  # argmax of the volume: (yaw bin, row, col)
 
 
+LOCAL_RADIUS_M = 8.0  # the mode's support: its covariance is the moments within this
+LOCAL_YAW_RAD = np.pi / 4  # ... and within this of the mode's yaw
+
+
 def refine(
     log_vol: np.ndarray,
     yaws_rad: np.ndarray,
     half_template: int,
     res_m: float,
-    local_radius_m: float = 8.0,
+    local_radius_m: float = LOCAL_RADIUS_M,
     separation_m: float = 6.0,
     multimodal_ratio: float = 0.5,
 ) -> MatchResult:
@@ -128,7 +132,7 @@ def refine(
     yaw_marg = prob[:, rs, cs].sum((1, 2))
     yaw_marg = yaw_marg / yaw_marg.sum()
     d = np.angle(np.exp(1j * (yaws_rad - yaws_rad[kk])))
-    near = np.abs(d) <= np.pi / 4
+    near = np.abs(d) <= LOCAL_YAW_RAD
     w = yaw_marg * near
     w = w / w.sum()
     var_yaw = float((w * d**2).sum())
