@@ -78,15 +78,17 @@ def test_the_tilt_sigma_follows_the_source_of_roll_and_pitch():
     assert g.tilt_sigma_rad == pytest.approx(0.02)  # the larger of roll and pitch
 
 
-def test_a_fused_state_is_a_prior_with_yaw_only_when_the_yaw_is_certain():
+def test_a_fused_state_is_a_prior_with_yaw_only_when_its_3_sigma_fits_the_search():
     from geoloc_ros.neuralmap.inputs import posefix_of, prior_from_state
     from geoloc_ros.types import NavState
 
     cfg = MapLocalizerConfig(yaw_prior_deg=15.0, max_prior_sigma_m=40.0)
-    cov = np.diag([9.0, 4.0, 1.0, 0.01, 0.01, np.radians(5.0) ** 2])
+    cov = np.diag([9.0, 4.0, 1.0, 0.01, 0.01, np.radians(4.0) ** 2])
     s = NavState(1.0, np.array([3.0, 4.0, 5.0]), xyzw_from_rpy(0, 0, 0.5), cov_pose_6x6=cov)
     xy, z, sigma, yaw = prior_from_state(s, cfg)
     assert xy.tolist() == [3.0, 4.0] and z == 5.0 and sigma == 3.0 and yaw == pytest.approx(0.5)
+    cov[5, 5] = np.radians(6.0) ** 2  # 3 sigma = 18 deg: the truth may lie outside +-15
+    assert prior_from_state(s, cfg)[3] is None
     cov[5, 5] = np.radians(30.0) ** 2
     cov[0, 0] = 1e4
     _, _, sigma, yaw = prior_from_state(s, cfg)

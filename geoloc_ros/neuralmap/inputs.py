@@ -138,14 +138,17 @@ def camera_mount(tf, frame_id: str, cfg: MapLocalizerConfig) -> tuple[np.ndarray
     return cfg.T_base_cam(), "config"
 
 
+YAW_PRIOR_SIGMAS = 3.0  # the searched yaw range holds the fused yaw's 3-sigma interval
 FREE_VARIANCE = 1e6  # z, roll and pitch of a planar fix: left to the other sensors
 
 
 def prior_from_state(state, cfg: MapLocalizerConfig):
     """(xy, z, sigma_m, yaw or None) from a fused NavState (odometry/global).
 
-    The yaw joins only when its standard deviation is under `yaw_prior_deg`, so the
-    search narrows to +- that range; the sigma is clipped to the configured bounds.
+    The yaw joins only when its 3-sigma range fits inside `yaw_prior_deg`, the half-width
+    the search then narrows to: a state 14 deg off with a 14 deg sigma (the demo's
+    start, after a PoseNet fix) must not hide the true heading from the search. The
+    sigma is clipped to the configured bounds.
     """
     from geoloc_ros.geo.quaternion import yaw_from_xyzw  # noqa: PLC0415
 
@@ -154,7 +157,7 @@ def prior_from_state(state, cfg: MapLocalizerConfig):
     if not np.all(np.isfinite(p)) or cov is None or not np.all(np.isfinite(cov)):
         raise InputRejected("the fused state has no finite position or covariance", "prior")
     sigma = float(np.sqrt(max(cov[0, 0], cov[1, 1], 0.0)))
-    yaw_ok = 0.0 < cov[5, 5] < np.radians(cfg.yaw_prior_deg) ** 2
+    yaw_ok = 0.0 < cov[5, 5] < (np.radians(cfg.yaw_prior_deg) / YAW_PRIOR_SIGMAS) ** 2
     yaw = yaw_from_xyzw(state.q_xyzw) if yaw_ok else None
     return p[:2].copy(), float(p[2]), cfg.prior_sigma(sigma), yaw
 
