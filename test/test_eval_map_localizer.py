@@ -112,3 +112,22 @@ def test_fusing_the_map_localizer_runs_it_in_the_loop(flight, tmp_path):
     with pytest.raises(ConfigError, match="cannot fuse 'gnss'"):
         run_eval(bag, tmp_path, fusion_config(None), ["fusion"], progress=False,
                  map_localizer=_cfg(map_dir), fuse=["gnss"])  # fmt: skip
+
+
+def test_before_the_fusion_has_a_state_the_loop_takes_the_gnss_prior_as_the_node_does(
+    flight, tmp_path
+):
+    """The node falls back from odometry/global to fix; the offline loop must too, or a
+    live run starts from map fixes the offline run never saw."""
+    _, map_dir, _, bag = flight
+    cfg = fusion_config(None, ["visual_gate_chi2=16.3"])
+    fused = run_eval(bag, tmp_path / "f", cfg, ["fusion"], progress=False,
+                     map_localizer=_cfg(map_dir), fuse=["map_localizer"])  # fmt: skip
+    run_eval(bag, tmp_path / "g", cfg, ["fusion"], progress=False)
+    t_fused, _, _ = read_tum(tmp_path / "f" / "fusion.tum")
+    t_gnss, _, _ = read_tum(tmp_path / "g" / "fusion.tum")
+    assert t_fused[0] < t_gnss[0] - 1.0  # a map fix from the GNSS prior started the fusion
+    assert fused["fusion_counts"].get("pose3_used", 0) >= 1
+    rows = (tmp_path / "f" / "rejections.csv").read_text().splitlines()[1:]
+    no_prior = [r for r in rows if ",prior," in r]
+    assert len(no_prior) <= 2  # only images before the first GNSS fix

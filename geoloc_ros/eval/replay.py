@@ -116,13 +116,13 @@ def replay_fusion(
             if m.topic == topics.GROUND_TRUTH:
                 _keep_ground_truth(res, m.msg)
                 continue
+            name = BAG_INPUTS.get(m.topic)
+            if name == "fix" and _withheld(res, m.msg, no_gnss):
+                continue  # nor do the sources see it: no GNSS prior in an outage
             if m.topic in source_topics:
                 _run_sources(res, pipeline, sources, m)
-            if m.topic not in BAG_INPUTS:
+            if name is None:
                 _keep_keyframe(res, pipeline)
-                continue
-            name = BAG_INPUTS[m.topic]
-            if name == "fix" and _withheld(res, m.msg, no_gnss):
                 continue
             try:
                 state = pipeline.handle(name, m.msg)

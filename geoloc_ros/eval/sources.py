@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from geoloc_ros.errors import InputRejected
+from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.io import topics
-from geoloc_ros.io.convert import camera_frame_from_msgs, imu_from_msg, stamp_of
+from geoloc_ros.io.convert import camera_frame_from_msgs, gnss_from_msg, imu_from_msg, stamp_of
 from geoloc_ros.io.tf import StaticTransforms
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
     camera_mount,
     fix_to_publish,
     posefix_of,
+    prior_from_gnss,
     prior_from_state,
 )
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
@@ -79,19 +81,26 @@ class BagFrameLocalizer:
 
 
 class MapLocalizerSource:
-    """map_localizer_node's per-frame logic with the fusion state as the prior."""
+    """map_localizer_node's per-frame logic: the fusion state as the prior, else (before
+    the fusion starts, or when its state is stale) the latest GNSS fix, as the node falls
+    back from odometry/global to fix."""
 
     input_name = "map_localizer/fix"
-    topics = (*BagFrameLocalizer.topics, topics.IMAGE)
+    topics = (*BagFrameLocalizer.topics, topics.IMAGE, topics.FIX)
 
     def __init__(self, loc: MapLocalizer, cfg: MapLocalizerConfig) -> None:
         self.cfg = cfg
         self.frames = BagFrameLocalizer(loc, cfg)
         self.log = SourceLog()
         self.rate = FrameRate(cfg.max_rate_hz)
+        self.ltp = LocalTangentPlane(*loc.store.datum)
+        self._gnss = None  # (t_s, xy, z, sigma_m) of the latest fix with a position
 
     def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
         """Consume one bag message; an image gives a fix (or InputRejected with a reason)."""
+        if topic == topics.FIX:
+            self._gnss = prior_from_gnss(gnss_from_msg(msg), self.ltp) or self._gnss
+            return None
         if topic != topics.IMAGE:
             self.frames.consume(topic, msg)
             return None
@@ -108,11 +117,15 @@ class MapLocalizerSource:
         return out
 
     def _prior(self, state: NavState | None, t_s: float):
+        age = self.cfg.max_prior_age_s
+        if state is not None and abs(t_s - state.t_s) <= age:
+            return prior_from_state(state, self.cfg)
+        if self._gnss is not None and abs(t_s - self._gnss[0]) <= age:
+            _, xy, z, sigma = self._gnss
+            return xy, z, self.cfg.prior_sigma(sigma), None
         if state is None:
-            raise InputRejected("the fusion has no state yet for the prior", "prior")
-        if abs(t_s - state.t_s) > self.cfg.max_prior_age_s:
-            raise InputRejected(f"prior is {t_s - state.t_s:.1f} s from the image", "prior")
-        return prior_from_state(state, self.cfg)
+            raise InputRejected("no prior yet: no fused state and no recent GNSS fix", "prior")
+        raise InputRejected(f"prior is {t_s - state.t_s:.1f} s from the image", "prior")
 
 
 class PoseNetSource:
