@@ -384,6 +384,11 @@ def test_calibration_fits_the_mode_and_leaves_gross_failures_to_the_gate():
     assert s["coverage95_yaw_in_mode_support"] == pytest.approx(0.95, abs=0.01)
     assert s["coverage95_xy"] == pytest.approx(0.95 * 0.7, abs=0.03)  # what the fix reports
     assert s["unimodal_gross_failure_share"] == pytest.approx(0.15 / 0.85, abs=0.03)
+    # a volume 30x wider than its errors (the drone's): the scale goes below 1/64
+    g = ~gross
+    tight = Runs(err_xy[g] / 90, err_yaw[g] / 90, cov[g], flagged[g], [], 0)
+    small = fit_calibration(tight, Calibration(floor_xy_m=0.0, floor_yaw_deg=0.0))
+    assert small.scale_xy == pytest.approx(1 / 900, rel=0.1)
     few = Runs(err_xy[:10], err_yaw[:10], cov[:10], flagged[:10], [], 0)
     with pytest.raises(InputRejected, match="fit needs"):
         fit_calibration(few)

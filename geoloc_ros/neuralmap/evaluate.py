@@ -106,7 +106,7 @@ def fit_calibration(runs: Runs, floors: Calibration | None = None) -> Calibratio
 
 
 def _bisect(coverage, target: float = 0.95) -> float:
-    lo, hi = -6.0, 12.0  # log2 of the scale
+    lo, hi = -16.0, 12.0  # log2 of the scale; at the low end the floors alone cover
     for _ in range(40):
         mid = (lo + hi) / 2
         if coverage(2.0**mid) < target:
