@@ -125,7 +125,8 @@ def summary(runs: Runs, cal: Calibration) -> dict:
     inside = mahalanobis2_xy(runs.err_xy_m, cov) <= CHI2_95_2DOF if n else np.zeros(0, bool)
     inside_yaw = runs.err_yaw_rad**2 / cov[:, 2, 2] <= CHI2_95_1DOF if n else np.zeros(0, bool)
     uni = ~runs.multimodal
-    ok = uni & in_mode_support(runs) if n else np.zeros(0, bool)
+    support = in_mode_support(runs)
+    ok = uni & support
 
     def share(mask: np.ndarray, of: np.ndarray) -> float | None:
         return float(mask[of].mean()) if of.any() else None
@@ -144,7 +145,7 @@ def summary(runs: Runs, cal: Calibration) -> dict:
         "coverage95_xy_in_mode_support": share(inside, ok),
         "coverage95_yaw": float(inside_yaw.mean()) if n else None,
         "coverage95_yaw_in_mode_support": share(inside_yaw, ok),
-        "unimodal_gross_failure_share": share(~in_mode_support(runs), uni) if n else None,
+        "unimodal_gross_failure_share": share(~support, uni),
         "multimodal_share": float(runs.multimodal.mean()) if n else None,
         "recall_5m_when_flagged_multimodal": float((d[~uni] <= 5).mean()) if (~uni).any() else None,
         "recall_5m_when_unimodal": float((d[uni] <= 5).mean()) if uni.any() else None,
