@@ -105,3 +105,32 @@ def test_a_fused_state_is_a_prior_with_yaw_only_when_its_3_sigma_fits_the_search
     assert p.dof == 3 and p.p_m.tolist() == [1.0, 2.0, 7.0] and p.frame_id == "map"
     c = p.cov_pose_6x6
     assert c[0, 0] == 0.25 and c[1, 1] == 0.36 and c[5, 5] == 0.01 and c[2, 2] == 1e6
+
+
+def test_priors_prefer_a_fresh_fused_state_then_a_fresh_gnss_fix_then_refuse():
+    from geoloc_ros.geo.wgs84 import LocalTangentPlane
+    from geoloc_ros.neuralmap.inputs import Priors
+    from geoloc_ros.types import GnssFix, NavState
+
+    cfg = MapLocalizerConfig(max_prior_age_s=2.0, min_prior_sigma_m=2.0)
+    ltp = LocalTangentPlane(48.0, 11.0, 500.0)
+    p = Priors()
+    with pytest.raises(InputRejected, match="no prior yet"):
+        p.for_image(10.0, cfg)
+    lat, lon, alt = ltp.geodetic_from_enu(np.array([20.0, -5.0, 1.0]))
+    fix = GnssFix(10.0, lat, lon, alt, cov_enu_3x3=np.diag([0.25, 0.25, 1.0]))
+    p = p.with_gnss(fix, ltp)
+    xy, _, sigma, yaw = p.for_image(11.0, cfg)
+    assert np.allclose(xy, [20.0, -5.0], atol=1e-6) and sigma == 2.0 and yaw is None  # clipped
+    assert p.with_gnss(GnssFix(10.5, lat, lon, alt), ltp) == p  # no covariance: kept
+    cov = np.diag([9.0, 9.0, 1.0, 0.01, 0.01, np.radians(2.0) ** 2])
+    state = NavState(10.0, np.array([3.0, 4.0, 0.0]), xyzw_from_rpy(0, 0, 0.5), cov_pose_6x6=cov)
+    q = p.with_state(state, cfg)
+    assert p.state is None and q.for_image(11.0, cfg)[0].tolist() == [3.0, 4.0]  # immutable
+    later = q.with_gnss(GnssFix(13.0, lat, lon, alt, cov_enu_3x3=np.eye(3)), ltp)
+    assert np.allclose(later.for_image(13.5, cfg)[0], [20.0, -5.0], atol=1e-6)  # state stale
+    with pytest.raises(InputRejected, match=r"prior is 3\.0 s from the image"):
+        later.for_image(16.0, cfg)
+    reset = later.with_state(None, cfg)  # the fusion reset: GNSS at once, not the old state
+    assert later.for_image(11.5, cfg)[0].tolist() == [3.0, 4.0]
+    assert reset.state is None and np.allclose(reset.for_image(11.5, cfg)[0], [20.0, -5.0])

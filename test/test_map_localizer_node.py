@@ -78,6 +78,8 @@ def test_frames_give_planar_fixes_and_bad_situations_are_counted(context, map_di
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     rejected = node.diag.inputs["image"].rejected
+    # warmed up before subscribing: the full-yaw templates exist before the first frame
+    assert (node.config.yaw_bins, None) in node.localizer._rotators
     try:
         assert spin_until(ex, lambda: pub_img.get_subscription_count() > 0)
         assert spin_until(ex, lambda: node._pub.get_subscription_count() > 0)
@@ -89,11 +91,11 @@ def test_frames_give_planar_fixes_and_bad_situations_are_counted(context, map_di
         assert spin_until(ex, lambda: rejected["gravity"] == 1)
         pub_imu.publish(_imu(10.1))
         pub_odom.publish(_odom(10.1, 500.0, 0.0))  # far off the 120 m map
-        assert spin_until(ex, lambda: node._prior is not None and node._gravity.g_base is not None)
+        assert spin_until(ex, lambda: node._priors.state and node._gravity.g_base is not None)
         pub_img.publish(msg_from_image(img, 10.2, "camera_optical_frame", MSG_TYPES))
         assert spin_until(ex, lambda: rejected["outside_map"] == 1)
         pub_odom.publish(_odom(10.2, 5.0, -3.0))
-        assert spin_until(ex, lambda: node._prior is not None and node._prior[1][0] == 5.0)
+        assert spin_until(ex, lambda: node._priors.state and node._priors.state[1][0] == 5.0)
         pub_img.publish(msg_from_image(img, 10.3, "camera_optical_frame", MSG_TYPES))
         assert spin_until(ex, lambda: len(fixes) >= 1, timeout_s=20), node.counts
         f = fixes[0]

@@ -340,7 +340,8 @@ def test_training_crops_put_the_truth_exactly_on_a_cell_and_a_yaw_bin():
 
 def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix():
     """A posterior that is the product of a Gaussian image likelihood and the prior gives
-    that likelihood back; one the prior dominates gives no fix."""
+    that likelihood back; one the prior dominates in any direction gives no fix, or
+    only its yaw."""
     from geoloc_ros.neuralmap.bundle import Calibration
     from geoloc_ros.neuralmap.localizer import MapFix, divide_out_prior
 
@@ -363,6 +364,22 @@ def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix
     raw2[:2, :2] = np.eye(2) * (0.9 * sigma**2)
     assert divide_out_prior(MapFix(prior_xy, 0.2, cal.apply(raw2), raw2, False, 0.0),
                             prior_xy, sigma, cal) is None  # fmt: skip
+    # ... but a yaw it is sure of is still news: published with x and y left free
+    yaw_only = divide_out_prior(MapFix(prior_xy, 0.2, cal.apply(raw2), raw2, False, 0.0),
+                                prior_xy, sigma, cal, max_yaw_only_sigma_rad=0.2)  # fmt: skip
+    assert np.linalg.eigvalsh(yaw_only.cov_xyyaw[:2, :2])[0] > 1e5
+    assert yaw_only.yaw_rad == 0.2 and yaw_only.cov_raw_xyyaw[2, 2] == 0.01
+    # a street: the image knows the cross-street offset (y, 0.3 m) but not how far along
+    # it is (x): no position comes back, only the yaw
+    lik_cov = np.diag([1e4, 0.09])
+    info = np.linalg.inv(lik_cov) + np.eye(2) / sigma**2
+    raw3 = raw.copy()
+    raw3[:2, :2] = np.linalg.inv(info)
+    street = MapFix(prior_xy, 0.2, cal.apply(raw3), raw3, False, 0.0)
+    assert divide_out_prior(street, prior_xy, sigma, cal) is None
+    street = divide_out_prior(street, prior_xy, sigma, cal, max_yaw_only_sigma_rad=0.2)
+    assert np.allclose(street.cov_raw_xyyaw[:2, :2], np.eye(2) * 1e6)
+    assert np.allclose(street.xy_m, prior_xy)  # not extrapolated from the weak division
 
 
 def test_calibration_fits_the_mode_and_leaves_gross_failures_to_the_gate():

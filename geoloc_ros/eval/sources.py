@@ -9,6 +9,7 @@ loop the vehicle runs, with the nodes' own localizer objects and rules, without 
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,11 +22,10 @@ from geoloc_ros.io.convert import camera_frame_from_msgs, gnss_from_msg, imu_fro
 from geoloc_ros.io.tf import StaticTransforms
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
+    Priors,
     camera_mount,
     fix_to_publish,
     posefix_of,
-    prior_from_gnss,
-    prior_from_state,
 )
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
 from geoloc_ros.timeutil import FrameRate
@@ -94,12 +94,12 @@ class MapLocalizerSource:
         self.log = SourceLog()
         self.rate = FrameRate(cfg.max_rate_hz)
         self.ltp = LocalTangentPlane(*loc.store.datum)
-        self._gnss = None  # (t_s, xy, z, sigma_m) of the latest fix with a position
+        self.priors = Priors()
 
     def on_message(self, topic: str, msg, state: NavState | None) -> PoseFix | None:
         """Consume one bag message; an image gives a fix (or InputRejected with a reason)."""
         if topic == topics.FIX:
-            self._gnss = prior_from_gnss(gnss_from_msg(msg), self.ltp) or self._gnss
+            self.priors = self.priors.with_gnss(gnss_from_msg(msg), self.ltp)
             return None
         if topic != topics.IMAGE:
             self.frames.consume(topic, msg)
@@ -116,16 +116,12 @@ class MapLocalizerSource:
         self.log.fixes.append(out)
         return out
 
-    def _prior(self, state: NavState | None, t_s: float):
-        age = self.cfg.max_prior_age_s
-        if state is not None and abs(t_s - state.t_s) <= age:
-            return prior_from_state(state, self.cfg)
-        if self._gnss is not None and abs(t_s - self._gnss[0]) <= age:
-            _, xy, z, sigma = self._gnss
-            return xy, z, self.cfg.prior_sigma(sigma), None
-        if state is None:
-            raise InputRejected("no prior yet: no fused state and no recent GNSS fix", "prior")
-        raise InputRejected(f"prior is {t_s - state.t_s:.1f} s from the image", "prior")
+    def _prior(self, state: NavState | None, t_s: float) -> tuple:
+        """No state (before the fusion starts, or after it reset) leaves the GNSS prior; as
+        in the node, a state it would reject leaves the earlier priors standing."""
+        with contextlib.suppress(InputRejected):
+            self.priors = self.priors.with_state(state, self.cfg)
+        return self.priors.for_image(t_s, self.cfg)
 
 
 class PoseNetSource:

@@ -33,6 +33,7 @@ class MapLocalizerConfig(MapLocalizerParams):
     accel_tilt_sigma_deg: float = 3.0  # roll/pitch 1-sigma when only the accelerometer gives them
     publish_multimodal: bool = False
     remove_prior: bool = True  # publish the image's own evidence (the prior divided out)
+    yaw_only_fixes: bool = True  # a fix whose position the prior dominates still gives its yaw
     max_rate_hz: float = 0.0  # localize at most this often (by image stamps); 0 = every frame
     map_frame: str = "map"
     ortho_max_cells: int = 1024  # the map's orthophoto on map_localizer/ortho for RViz; 0 = off
@@ -174,18 +175,58 @@ def prior_from_gnss(fix, ltp):
     return fix.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma
 
 
+@dataclass(frozen=True)
+class Priors:
+    """The latest fused-state and GNSS priors, immutable (a node hands a snapshot to its
+    worker). `for_image` picks one the same way online and offline: the fused state while
+    it is within max_prior_age_s of the image, else a GNSS fix that is."""
+
+    state: tuple | None = None  # (t_s, xy, z, sigma_m, yaw or None) from odometry/global
+    gnss: tuple | None = None  # (t_s, xy, z, sigma_m) from fix
+
+    def with_state(self, state, cfg: MapLocalizerConfig) -> Priors:
+        """Raises InputRejected for a state without a finite position or covariance;
+        None (a fusion that reset after diverging) drops the state prior: GNSS takes over
+        at once, not after max_prior_age_s of priors from the diverged state."""
+        if state is None:
+            return Priors(None, self.gnss)
+        return Priors((float(state.t_s), *prior_from_state(state, cfg)), self.gnss)
+
+    def with_gnss(self, fix, ltp) -> Priors:
+        """A fix without a position or a covariance keeps the previous GNSS prior."""
+        return Priors(self.state, prior_from_gnss(fix, ltp) or self.gnss)
+
+    def for_image(self, t_s: float, cfg: MapLocalizerConfig) -> tuple:
+        """(xy, z, sigma_m, yaw or None) for an image at `t_s`, or InputRejected("prior")."""
+        age = cfg.max_prior_age_s
+        if self.state is not None and abs(t_s - self.state[0]) <= age:
+            return self.state[1:]
+        if self.gnss is not None and abs(t_s - self.gnss[0]) <= age:
+            _, xy, z, sigma = self.gnss
+            return xy, z, cfg.prior_sigma(sigma), None
+        if self.state is None and self.gnss is None:
+            raise InputRejected("no prior yet (odometry/global or fix)", "prior")
+        t_last = max(p[0] for p in (self.state, self.gnss) if p is not None)
+        raise InputRejected(f"prior is {t_s - t_last:.1f} s from the image", "prior")
+
+
 def fix_to_publish(loc, fix, prior_xy, prior_sigma_m: float, cfg: MapLocalizerConfig):
     """map_localizer_node's rules for one fix, live and offline alike: (fix, "") to
     publish, or (None, reason) withheld: "multimodal" (unless publish_multimodal), or
     "prior_dominated" when, with remove_prior, the fused prior divided out of the fix
-    leaves too little of the image's own evidence (neuralmap.localizer.divide_out_prior).
+    leaves no position of the image's own, and, with yaw_only_fixes, no yaw as sure as
+    one the search would narrow to either (neuralmap.localizer.divide_out_prior).
     """
     from geoloc_ros.neuralmap.localizer import divide_out_prior  # noqa: PLC0415
 
     if fix.multimodal and not cfg.publish_multimodal:
         return None, "multimodal"
     if cfg.remove_prior and loc.params.use_prior:
-        fix = divide_out_prior(fix, prior_xy, prior_sigma_m, loc.bundle.calibration)
+        max_yaw_sigma = 0.0  # a yaw as sure as one the search narrows to, or none
+        if cfg.yaw_only_fixes:
+            max_yaw_sigma = np.radians(cfg.yaw_prior_deg) / YAW_PRIOR_SIGMAS
+        fix = divide_out_prior(fix, prior_xy, prior_sigma_m, loc.bundle.calibration,
+                               max_yaw_sigma)  # fmt: skip
         if fix is None:
             return None, "prior_dominated"
     return fix, ""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
@@ -33,10 +32,9 @@ from geoloc_ros.io.convert import (
 from geoloc_ros.neuralmap.geometry import roll_pitch_from_gravity
 from geoloc_ros.neuralmap.inputs import (
     MapLocalizerConfig,
+    Priors,
     fix_to_publish,
     posefix_of,
-    prior_from_gnss,
-    prior_from_state,
 )
 from geoloc_ros.neuralmap.localizer import MapLocalizer
 from geoloc_ros.nodes.base import (
@@ -70,8 +68,7 @@ class MapLocalizerNode(Node):
         self.last_latency_ms = float("nan")
         self._gravity = self.config.gravity_filter()
         self._rate = FrameRate(self.config.max_rate_hz)
-        self._prior = None  # (t_s, xy, z, sigma_m, yaw or None)
-        self._prior_from_odom_t = -np.inf
+        self._priors = Priors()  # the latest odometry/global and fix; replaced, not mutated
         inputs = ["image", "camera_info", "odometry/global", "fix", "imu"]
         self.diag = Diagnostics(self, inputs, extra=self._status)
         self._pub = self.create_publisher(PoseWithCovarianceStamped, "map_localizer/fix",
@@ -81,6 +78,11 @@ class MapLocalizerNode(Node):
             self._ortho_pub = self.create_publisher(OccupancyGrid, "map_localizer/ortho",
                                                     TF_STATIC_QOS)  # fmt: skip
             self._publish_ortho()
+        try:  # before subscribing: the first frames would otherwise pay for it
+            warm_ms = self.localizer.warm_up(self.T_base_cam)
+            self.get_logger().info(f"localizer warmed up in {warm_ms:.0f} ms")
+        except (GeolocError, ValueError, RuntimeError) as exc:
+            self.get_logger().warning(f"warm-up failed (frames will report why): {exc}")
         self._worker = LatestFrameWorker(self.process, "map_localizer")
         self.create_subscription(CameraInfo, "camera_info", self._on_info, SENSOR_QOS)
         self.create_subscription(Image, "image", self._on_image, SENSOR_QOS)
@@ -124,13 +126,10 @@ class MapLocalizerNode(Node):
 
     def _on_odom(self, msg: Odometry) -> None:
         try:
-            state = navstate_from_odometry(msg)
-            xy, z, sigma, yaw = prior_from_state(state, self.config)
+            self._priors = self._priors.with_state(navstate_from_odometry(msg), self.config)
         except InputRejected as exc:
             self.diag.reject("odometry/global", exc.reason, str(exc))
             return
-        self._prior = (state.t_s, xy, z, sigma, yaw)
-        self._prior_from_odom_t = state.t_s
         self.diag.accept("odometry/global")
 
     def _on_fix(self, msg: NavSatFix) -> None:
@@ -140,22 +139,18 @@ class MapLocalizerNode(Node):
             self.diag.reject("fix", exc.reason, str(exc))
             return
         self.diag.accept("fix")
-        if f.t_s - self._prior_from_odom_t < self.config.max_prior_age_s:
-            return  # odometry is the better prior while it flows
-        prior = prior_from_gnss(f, self.ltp)  # None without a position or a covariance
-        if prior is not None:
-            self._prior = (*prior, None)
+        self._priors = self._priors.with_gnss(f, self.ltp)
 
     def _on_image(self, msg: Image) -> None:
         if not admit_frame(self._rate, msg, self.diag):
             return
         if self._worker.offer(
-            msg, self._info, self._gravity.g_base, self._gravity.tilt_sigma_rad, self._prior
+            msg, self._info, self._gravity.g_base, self._gravity.tilt_sigma_rad, self._priors
         ):
             self.counts["dropped"] += 1
 
     # --- one frame ----------------------------------------------------------------------
-    def process(self, msg: Image, info, g_base, tilt_sigma_rad: float, prior) -> None:
+    def process(self, msg: Image, info, g_base, tilt_sigma_rad: float, priors: Priors) -> None:
         """Localize one frame and publish; every problem is a counted reason, never a crash."""
         cfg = self.config
         try:
@@ -163,13 +158,8 @@ class MapLocalizerNode(Node):
                 raise InputRejected("no camera_info yet: the camera is uncalibrated", "camera_info")
             if g_base is None:
                 raise InputRejected("no IMU yet: gravity (roll, pitch) unavailable", "gravity")
-            if prior is None:
-                raise InputRejected("no prior yet (odometry/global or fix)", "prior")
             frame = camera_frame_from_msgs(msg, info, want="rgb8")
-            t_prior, xy, z, sigma, yaw = prior
-            if abs(frame.t_s - t_prior) > cfg.max_prior_age_s:
-                raise InputRejected(f"prior is {frame.t_s - t_prior:.1f} s from the image", "prior")
-            sigma = cfg.prior_sigma(sigma)
+            xy, z, sigma, yaw = priors.for_image(frame.t_s, cfg)
             height = z + self.T_base_cam[2, 3] - cfg.ground_z_m
             t0 = time.perf_counter()
             fix = self.localizer.localize(frame.image, frame.K_3x3, roll_pitch_from_gravity(g_base),
