@@ -33,6 +33,7 @@ from geoloc_ros.io.convert import msg_from_gnss, odometry_from_navstate, transfo
 from geoloc_ros.io.msgtypes import header_msg
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
+    OUTPUT_QOS,
     RELIABLE_QOS,
     STREAM_QOS,
     Diagnostics,
@@ -78,8 +79,8 @@ class FusionNode(Node):
         )
         self.diag = Diagnostics(self, INPUTS, extra=self._fusion_status)
         self.tf = TfPublisher(self)
-        self._odom_pub = self.create_publisher(Odometry, "odometry/global", RELIABLE_QOS)
-        self._fix_pub = self.create_publisher(NavSatFix, "fix/filtered", RELIABLE_QOS)
+        self._odom_pub = self.create_publisher(Odometry, "odometry/global", OUTPUT_QOS)
+        self._fix_pub = self.create_publisher(NavSatFix, "fix/filtered", OUTPUT_QOS)
         self._path_pub = self.create_publisher(Path, "path", RELIABLE_QOS)
         for name in INPUTS:
             msg_type, qos = INPUT_TYPES[name]

@@ -19,7 +19,7 @@ from geoloc_ros.fusion.gnss_pose import GnssPoseConfig, GnssPoseEstimator
 from geoloc_ros.io.convert import gnss_from_msg, imu_from_msg, odometry_from_navstate, transform_msg
 from geoloc_ros.nodes.base import (
     MSG_TYPES,
-    RELIABLE_QOS,
+    OUTPUT_QOS,
     SENSOR_QOS,
     Diagnostics,
     TfPublisher,
@@ -43,7 +43,7 @@ class GnssPoseNode(Node):
         self.diag = Diagnostics(self, ["imu", "fix"])
         self.tf = TfPublisher(self)
         self._time_guards = {"imu": TimeGuard(), "fix": TimeGuard()}
-        self._odom_pub = self.create_publisher(Odometry, "odometry/gnss", RELIABLE_QOS)
+        self._odom_pub = self.create_publisher(Odometry, "odometry/gnss", OUTPUT_QOS)
         self.create_subscription(Imu, "imu", self._on_imu, SENSOR_QOS)
         self.create_subscription(NavSatFix, "fix", self._on_fix, SENSOR_QOS)
         self._jump_handle = watch_time_jumps(self, self.reset)
