@@ -77,9 +77,8 @@ def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration,
     either principal direction, x and y are left free (FREE_VARIANCE_M2) and the fix is
     published for its yaw alone if that yaw's calibrated sigma is within
     `max_yaw_only_sigma_rad`, else None (withheld): a car standing in a straight street
-    knows its heading to 0.7 deg but not how far along the street it is. Keeping the one
-    informed direction of x and y was tried and dropped: on the drone demo flight it
-    took the fusion 120 m astray at the end of the GNSS outage.
+    knows its heading to 0.7 deg but not how far along the street it is. (Keeping the
+    one informed direction of x and y is untested: its one trial ran with a prior bug.)
 
     A fusion that feeds its state in as the prior and takes the fix back as a new
     measurement would count that prior twice; where the image says little (an ambiguous
