@@ -340,8 +340,8 @@ def test_training_crops_put_the_truth_exactly_on_a_cell_and_a_yaw_bin():
 
 def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix():
     """A posterior that is the product of a Gaussian image likelihood and the prior gives
-    that likelihood back; one the prior dominates in any direction gives no fix, or
-    only its yaw."""
+    that likelihood back; a direction the prior dominates is left free, and a fix it
+    dominates in both gives only its yaw, or nothing."""
     from geoloc_ros.neuralmap.bundle import Calibration
     from geoloc_ros.neuralmap.localizer import MapFix, divide_out_prior
 
@@ -370,16 +370,19 @@ def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix
     assert np.linalg.eigvalsh(yaw_only.cov_xyyaw[:2, :2])[0] > 1e5
     assert yaw_only.yaw_rad == 0.2 and yaw_only.cov_raw_xyyaw[2, 2] == 0.01
     # a street: the image knows the cross-street offset (y, 0.3 m) but not how far along
-    # it is (x): no position comes back, only the yaw
-    lik_cov = np.diag([1e4, 0.09])
+    # it is (x); y comes back, x is left free
+    lik_cov, lik_xy = np.diag([1e4, 0.09]), np.array([50.0, -2.0])
     info = np.linalg.inv(lik_cov) + np.eye(2) / sigma**2
+    post_cov = np.linalg.inv(info)
+    post_xy = post_cov @ (np.linalg.inv(lik_cov) @ lik_xy + prior_xy / sigma**2)
     raw3 = raw.copy()
-    raw3[:2, :2] = np.linalg.inv(info)
-    street = MapFix(prior_xy, 0.2, cal.apply(raw3), raw3, False, 0.0)
-    assert divide_out_prior(street, prior_xy, sigma, cal) is None
-    street = divide_out_prior(street, prior_xy, sigma, cal, max_yaw_only_sigma_rad=0.2)
-    assert np.allclose(street.cov_raw_xyyaw[:2, :2], np.eye(2) * 1e6)
-    assert np.allclose(street.xy_m, prior_xy)  # not extrapolated from the weak division
+    raw3[:2, :2] = post_cov
+    street = divide_out_prior(MapFix(post_xy, 0.2, cal.apply(raw3), raw3, False, 0.0),
+                              prior_xy, sigma, cal)  # fmt: skip
+    assert street.xy_m[1] == pytest.approx(-2.0, abs=1e-6)
+    assert street.xy_m[0] == pytest.approx(post_xy[0])  # no information: not extrapolated
+    assert street.cov_raw_xyyaw[1, 1] == pytest.approx(0.09)
+    assert street.cov_raw_xyyaw[0, 0] == pytest.approx(1e6)
 
 
 def test_calibration_fits_the_mode_and_leaves_gross_failures_to_the_gate():

@@ -73,12 +73,12 @@ def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration,
     weighted its volume divided out (information form, x and y; the raw moments, then
     calibrated again).
 
-    Where the image brings under MIN_IMAGE_INFO_SHARE of the fix's information along
-    either principal direction, x and y are left free (FREE_VARIANCE_M2) and the fix is
-    published for its yaw alone if that yaw's calibrated sigma is within
-    `max_yaw_only_sigma_rad`, else None (withheld): a car standing in a straight street
-    knows its heading to 0.7 deg but not how far along the street it is. (Keeping the
-    one informed direction of x and y is untested: its one trial ran with a prior bug.)
+    A principal direction along which the image brings under MIN_IMAGE_INFO_SHARE of the
+    fix's information is left free (FREE_VARIANCE_M2): a car in a straight street knows
+    its cross-street offset and heading, not how far along it is. With both directions
+    free the fix goes out for its yaw alone if that yaw's calibrated sigma is within
+    `max_yaw_only_sigma_rad`, else None (withheld): standing at the demo's start, the
+    image gives the heading to 0.7 deg and the position no better than the prior.
 
     A fusion that feeds its state in as the prior and takes the fix back as a new
     measurement would count that prior twice; where the image says little (an ambiguous
@@ -90,9 +90,12 @@ def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration,
     info_img = info_post - info_prior
     lam, V = np.linalg.eigh(info_img)  # the image's information, by principal direction
     share = lam / np.einsum("ji,jk,ki->i", V, info_post, V)
-    if np.all(share >= MIN_IMAGE_INFO_SHARE):
-        raw[:2, :2] = np.linalg.inv(info_img)
-        xy = raw[:2, :2] @ (info_post @ fix.xy_m - info_prior @ np.asarray(prior_xy, float))
+    keep = share >= MIN_IMAGE_INFO_SHARE
+    if keep.any():
+        eta = V.T @ (info_post @ fix.xy_m - info_prior @ np.asarray(prior_xy, float))
+        lam_kept = np.where(keep, lam, 1.0)
+        xy = V @ np.where(keep, eta / lam_kept, V.T @ fix.xy_m)  # free: the fix's own, unweighted
+        raw[:2, :2] = V @ np.diag(np.where(keep, 1.0 / lam_kept, FREE_VARIANCE_M2)) @ V.T
     elif np.sqrt(fix.cov_xyyaw[2, 2]) <= max_yaw_only_sigma_rad:
         raw[:2, :2] = np.eye(2) * FREE_VARIANCE_M2
         xy = np.array(fix.xy_m, float)  # carries no weight: the yaw is the news
