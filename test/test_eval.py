@@ -136,3 +136,26 @@ def test_estimators_the_bag_cannot_feed_are_named_and_the_rest_run(bag, tmp_path
     assert "posenet: the bag has no /image; running fusion, gnss" in caplog.text
     with pytest.raises(GeolocError, match="no estimator can run: posenet needs /image"):
         run_eval(bag, tmp_path / "x", fusion_config(None), ["posenet"], progress=False)
+
+
+def test_rejections_csv_names_the_input_and_why(tmp_path):
+    """Standing repeats are visual fixes refused for repeating a view, not a gate."""
+    import csv
+    from types import SimpleNamespace
+
+    from geoloc_ros.eval.report import _write_rejections
+    from geoloc_ros.types import Decision
+
+    res = SimpleNamespace(rejections=[], decisions=[
+        Decision(1.0, False, "gate", 30.0), Decision(2.0, False, "pose3_gate", 20.0),
+        Decision(3.0, False, "standing_repeat"), Decision(4.0, True, "pose3"),
+    ])  # fmt: skip
+    _write_rejections(tmp_path / "r.csv", res)
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["input"], r["reason"]) for r in rows] == [
+        ("fix", "gate"),
+        ("pose_fix", "pose3_gate"),
+        ("pose_fix", "standing_repeat"),
+    ]
+    assert rows[1]["message"] == "Mahalanobis gate"
+    assert "visual_standstill_period_s" in rows[2]["message"]

@@ -314,6 +314,11 @@ def _rejection_counts(res: ReplayResult) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+DECISION_MESSAGES = {  # visual-fix refusals that are not a gate
+    "standing_repeat": "repeats a view its source gave within visual_standstill_period_s",
+}
+
+
 def _write_rejections(path: Path, res: ReplayResult) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -321,9 +326,11 @@ def _write_rejections(path: Path, res: ReplayResult) -> None:
         for r in res.rejections:
             w.writerow([f"{r.t_s:.6f}", r.input, r.reason, "", r.message])
         for d in res.decisions:
-            if not d.accepted:  # GNSS gate "gate"; visual fixes "pose3_gate" / "pose6_gate"
-                inp = "pose_fix" if d.reason.startswith("pose") else "fix"
-                w.writerow([f"{d.t_s:.6f}", inp, d.reason, f"{d.nis:.2f}", "Mahalanobis gate"])
+            if not d.accepted:  # GNSS "gate"; visual "pose3_gate", "pose6_gate", "standing_repeat"
+                visual = d.reason.startswith("pose") or d.reason in DECISION_MESSAGES
+                msg = DECISION_MESSAGES.get(d.reason, "Mahalanobis gate")
+                w.writerow([f"{d.t_s:.6f}", "pose_fix" if visual else "fix", d.reason,
+                            f"{d.nis:.2f}", msg])  # fmt: skip
 
 
 def _plots(out: Path, res: ReplayResult, trajs, gt, errors) -> None:
