@@ -133,6 +133,8 @@ def test_drive_gives_pose_tf_and_filtered_fix_bad_inputs_warn(context):
     for name, msg in drive(0.5, start_s=4.01):
         send(name, msg)
     assert spin_until(executor, lambda: len(got_odom) > n_odom + 10), "stopped publishing"
+    # every published pose is counted (a live run compares it with what it recorded)
+    assert spin_until(executor, lambda: len(got_odom) == node.odometry_published, 2.0)
 
     def warned() -> bool:
         return bool(

@@ -70,6 +70,7 @@ class FusionNode(Node):
         self._last_error = ""
         self._last_error_s: float | None = None
         self._fixes_gated_total = 0
+        self.odometry_published = 0  # on /diagnostics: tells the node's losses from a recording's
         self._resets_seen = self.pipeline.resets
         self._last_keyframe_t_s: float | None = None
         self._output_rate = Decimator(1.0 / self.config.output_rate_hz)
@@ -143,6 +144,7 @@ class FusionNode(Node):
     def _publish_state(self, s: NavState) -> None:
         cfg = self.config
         self._odom_pub.publish(odometry_from_navstate(s, MSG_TYPES))
+        self.odometry_published += 1
         transforms = []
         if cfg.publish_tf:
             p_m, q_xyzw = self.pipeline.odom.T_map_odom
@@ -193,6 +195,7 @@ class FusionNode(Node):
                 "fixes_gated_total": str(self._fixes_gated_total),
                 "internal_errors": str(self.internal_errors),
                 "path_poses": str(len(self.path_poses)),
+                "odometry_published": str(self.odometry_published),
             }
         )
         recent_error = self._last_error_s is not None and (
