@@ -52,12 +52,11 @@ class MapRaster:
 
     def window(self, row0: int, col0: int, size: int) -> np.ndarray:
         """(size, size, C) cells from (row0, col0); outside the raster is zero."""
-        h, w = self.data.shape[:2]
         out = np.zeros((size, size, self.data.shape[2]), self.data.dtype)
-        r0, c0 = max(row0, 0), max(col0, 0)
-        r1, c1 = min(row0 + size, h), min(col0 + size, w)
-        if r1 > r0 and c1 > c0:
-            out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = self.data[r0:r1, c0:c1]
+        ov = window_overlap(row0, col0, size, *self.data.shape[:2])
+        if ov is not None:
+            src, dst = ov
+            out[dst] = self.data[src]
         return out
 
 
@@ -105,3 +104,15 @@ def resample_to_map(
                 resampling=Resampling.average,
             )
     return MapRaster(np.moveaxis(out, 0, -1), float(x0), float(y1), float(res_m))
+
+
+def window_overlap(row0: int, col0: int, size: int, height: int, width: int):
+    """The part of a size x size window at (row0, col0) inside a height x width raster:
+    ((rows, cols) in the raster, (rows, cols) in the window) as slices, or None."""
+    r0, c0 = max(row0, 0), max(col0, 0)
+    r1, c1 = min(row0 + size, height), min(col0 + size, width)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    src = (slice(r0, r1), slice(c0, c1))
+    dst = (slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0))
+    return src, dst

@@ -18,7 +18,7 @@ import numpy as np
 from geoloc_ros.checksum import sha256_of, verify_sha256
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.modelcard import read_card
-from geoloc_ros.neuralmap.raster import MapRaster, map_crs, resample_to_map
+from geoloc_ros.neuralmap.raster import MapRaster, map_crs, resample_to_map, window_overlap
 
 MAP_CARD = "map.json"
 FEATURES = "features.tif"
@@ -151,17 +151,16 @@ class MapStore:
         """
         from rasterio.windows import Window  # noqa: PLC0415
 
-        h, w = self.card["height"], self.card["width"]
         out = np.zeros((self.card["channels"], size, size), np.float32)
-        r0, c0 = max(row0, 0), max(col0, 0)
-        r1, c1 = min(row0 + size, h), min(col0 + size, w)
-        if r1 <= r0 or c1 <= c0:
+        ov = window_overlap(row0, col0, size, self.card["height"], self.card["width"])
+        if ov is None:
             return out
+        (rows, cols), dst = ov
         try:
-            part = self._ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+            part = self._ds.read(window=Window.from_slices(rows, cols))
         except Exception as exc:  # rasterio raises several types for corrupt tiles
             raise InputRejected(f"map tiles unreadable: {exc}", reason="map") from None
-        out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = part
+        out[(slice(None), *dst)] = part
         return out
 
     def ortho_rgb(self, max_cells: int = 2048) -> tuple[np.ndarray, float, float, float]:

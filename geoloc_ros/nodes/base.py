@@ -44,12 +44,12 @@ offers them, but 2 s deep at 200 Hz, so a smoother update that stalls the execut
 does not lose samples (keep-last-5 dropped over half the IMU of a loaded 2-core run)."""
 
 RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+"""Outputs: reliable, so both best-effort and reliable subscribers receive them."""
 
 OUTPUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 """Estimates at up to 50 Hz (odometry/global, fix/filtered): reliable and 2 s deep, so
 a subscriber that stalls for a few tenths of a second still gets every one (keep-last-10
 lost 2.4 % of odometry/global and 1.2 % of fix/filtered to the live demo's recorder)."""
-"""Outputs: reliable, so both best-effort and reliable subscribers receive them."""
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 """/tf as tf2_ros.TransformBroadcaster offers it (DynamicBroadcasterQoS)."""
