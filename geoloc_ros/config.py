@@ -164,9 +164,13 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 
 def platform_config(platform: str) -> Path:
     """config/<platform>.yaml: the source tree's, else the one colcon or pip installed."""
+    return shipped_config(f"{platform}.yaml")
+
+
+def shipped_config(name: str) -> Path:
+    """config/<name> from the source tree, else from share/geoloc_ros (colcon, pip)."""
     import sys  # noqa: PLC0415
 
-    name = f"{platform}.yaml"
     for root in (Path(__file__).resolve().parents[1], Path(sys.prefix) / "share" / "geoloc_ros"):
         if (root / "config" / name).is_file():
             return root / "config" / name

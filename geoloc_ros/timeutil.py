@@ -95,3 +95,38 @@ class Decimator:
 
     def reset(self) -> None:
         self.last_t_s = None
+
+
+class GapMeter:
+    """Counts gaps in a periodic stream: steps over `factor` x its typical period (a
+    running median of recent steps), so dropped IMU samples show in diagnostics."""
+
+    def __init__(self, factor: float = 3.0, history: int = 64) -> None:
+        self.factor = factor
+        self._steps: list[float] = []
+        self._history = history
+        self.last_t_s: float | None = None
+        self.gaps = 0
+        self.missing_s = 0.0  # stream time inside gaps beyond one typical period
+        self.max_gap_s = 0.0
+
+    def observe(self, t_s: float) -> float | None:
+        """Record a stamp; returns the gap length (s) when this step is a gap."""
+        last, self.last_t_s = self.last_t_s, t_s
+        if last is None or t_s <= last:
+            return None
+        step = t_s - last
+        typical = sorted(self._steps)[len(self._steps) // 2] if len(self._steps) >= 8 else None
+        if typical is not None and step > self.factor * typical:
+            self.gaps += 1
+            self.missing_s += step - typical
+            self.max_gap_s = max(self.max_gap_s, step)
+            return step
+        self._steps.append(step)
+        if len(self._steps) > self._history:
+            self._steps.pop(0)
+        return None
+
+    def reset(self) -> None:
+        """Forget the stream's last stamp (a reset), keep the counts."""
+        self.last_t_s = None

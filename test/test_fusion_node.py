@@ -205,3 +205,15 @@ def test_a_stalled_executor_loses_no_imu_samples(context):
         pub.publish(imu_msg(T0_S + i * 0.005))
     received = node.diag.inputs["imu"]
     assert spin_until(executor, lambda: received.received >= 300, 10.0), received.received
+
+
+def test_dropped_imu_samples_show_on_diagnostics(context):
+    """A 0.3 s hole in the IMU stream is counted and measured in the "fusion" status."""
+    node = FusionNode(context=context)
+    stamps = [T0_S + i * 0.01 for i in range(300)]
+    for t_s in stamps[:100] + stamps[130:]:
+        node.on_message("imu", imu_msg(t_s))
+    values = {s.name: s.values for s in node._fusion_status(0.0)}["fusion"]
+    assert values["imu_gaps"] == "1"
+    assert float(values["imu_max_gap_s"]) == pytest.approx(0.31, abs=1e-6)
+    assert float(values["imu_missing_s"]) == pytest.approx(0.30, abs=1e-6)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from geoloc_ros.errors import InputRejected, TimeJump
 from geoloc_ros.health import InputHealth, Level
-from geoloc_ros.timeutil import TimeGuard, s_to_stamp, stamp_to_s
+from geoloc_ros.timeutil import GapMeter, TimeGuard, s_to_stamp, stamp_to_s
 
 
 @given(st.integers(0, 2**31 - 1), st.integers(0, 999_999_999))
@@ -65,3 +65,16 @@ def test_frame_rate_admits_by_stamp_and_restarts_when_time_goes_back():
     assert all(FrameRate(0.0).admit(t) for t in stamps)
     with pytest.raises(ValueError):
         FrameRate(-1.0)
+
+
+def test_gap_meter_counts_holes_in_a_200_hz_stream_and_what_they_miss():
+    meter = GapMeter()
+    stamps = [i * 0.005 for i in range(400)]
+    del stamps[100:140]  # 0.2 s of samples lost
+    del stamps[250]  # one lost: a double step is jitter-sized, not a gap
+    gaps = [g for g in map(meter.observe, stamps) if g is not None]
+    assert gaps == [pytest.approx(0.205)]
+    assert meter.gaps == 1 and meter.max_gap_s == pytest.approx(0.205)
+    assert meter.missing_s == pytest.approx(0.2)
+    meter.reset()
+    assert meter.observe(0.0) is None and meter.gaps == 1  # a reset keeps the counts

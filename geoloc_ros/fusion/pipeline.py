@@ -26,7 +26,7 @@ from geoloc_ros.io.convert import (
     posefix_from_msg,
     stamp_of,
 )
-from geoloc_ros.timeutil import TimeGuard
+from geoloc_ros.timeutil import GapMeter, TimeGuard
 from geoloc_ros.types import CovarianceType, Decision, GnssFix, GnssStatus, NavState
 
 INPUTS = ("imu", "fix", "wheel_odom", "map_localizer/fix", "posenet/fix")
@@ -93,6 +93,7 @@ class FusionPipeline:
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.accepted: Counter[str] = Counter()
         self.resets = 0
+        self.imu_gaps = GapMeter()  # dropped IMU samples (a loaded DDS link, a driver stall)
         self._handlers: dict[str, Callable[[Any], NavState | None]] = {
             "imu": self._imu,
             "fix": self._fix,
@@ -107,6 +108,7 @@ class FusionPipeline:
         self.odom.reset()
         for guard in self._guards.values():
             guard.reset()
+        self.imu_gaps.reset()
         self.resets += 1
 
     def handle(self, name: str, msg: Any) -> NavState | None:
@@ -142,6 +144,7 @@ class FusionPipeline:
             raise InputRejected("IMU rate at the sensor's range (saturated)", "saturated")
         last = self._guards["imu"].last_t_s
         self._stamp("imu", s.t_s)
+        self.imu_gaps.observe(s.t_s)
         if last is not None and s.t_s - last > self.cfg.lag_s:
             # an IMU gap longer than the smoother's window (or a glitched stamp) cannot be
             # bridged: integrating across it would add a keyframe every period, for hours
@@ -207,6 +210,10 @@ class FusionPipeline:
             if ok:
                 out["sigma_h_m"] = f"{np.sqrt(cov[0, 0] + cov[1, 1]):.3f}"
                 out["sigma_yaw_deg"] = f"{np.degrees(np.sqrt(cov[5, 5])):.2f}"
+        gaps = self.imu_gaps
+        out["imu_gaps"] = str(gaps.gaps)
+        out["imu_missing_s"] = f"{gaps.missing_s:.3f}"
+        out["imu_max_gap_s"] = f"{gaps.max_gap_s:.3f}"
         for key, n in sorted(est.counts.items()):
             out[f"count/{key}"] = str(n)
         for (name, reason), n in sorted(self.rejected.items()):

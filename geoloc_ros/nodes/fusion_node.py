@@ -72,6 +72,7 @@ class FusionNode(Node):
         self._fixes_gated_total = 0
         self.odometry_published = 0  # on /diagnostics: tells the node's losses from a recording's
         self._resets_seen = self.pipeline.resets
+        self._imu_gaps_seen = 0
         self._last_keyframe_t_s: float | None = None
         self._output_rate = Decimator(1.0 / self.config.output_rate_hz)
         self._path_rate = Decimator(1.0 / PATH_RATE_HZ)
@@ -113,10 +114,22 @@ class FusionNode(Node):
             self._internal_error(name, exc)
             return
         self.diag.accept(name)
+        if name == "imu":
+            self._warn_imu_gap()
         try:
             self._publish(state)
         except Exception as exc:
             self._internal_error(name, exc)
+
+    def _warn_imu_gap(self) -> None:
+        gaps = self.pipeline.imu_gaps
+        if gaps.gaps != self._imu_gaps_seen:
+            self._imu_gaps_seen = gaps.gaps
+            self.get_logger().warning(
+                f"imu: {gaps.gaps} gaps so far ({gaps.missing_s:.2f} s of samples missing, "
+                f"longest {gaps.max_gap_s:.2f} s, latest before t={gaps.last_t_s:.2f})",
+                throttle_duration_sec=5.0,
+            )
 
     def _internal_error(self, name: str, exc: Exception) -> None:
         self.internal_errors += 1

@@ -117,9 +117,9 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
     from geoloc_ros.nodes.recorder import Recorder  # noqa: PLC0415
 
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(domain_id)
+    env = dds_environment(domain_id)
+    # the player here too: Fast DDS reads the profile when this process's first participant starts
+    os.environ.setdefault(FASTDDS_PROFILE_ENV, env[FASTDDS_PROFILE_ENV])
     t_wall = time.perf_counter()
     for p in procs:
         p.start(env)
@@ -166,6 +166,21 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
         executor.shutdown()
         ctx.try_shutdown()
     return LiveRun(path, read_odometry(path), counts, nodes, time.perf_counter() - t_wall)
+
+
+FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def dds_environment(domain_id: int | None) -> dict[str, str]:
+    """The nodes' environment: the domain, and Fast DDS with a shared-memory segment that
+    holds camera images (config/fastdds_shm.xml) unless the user chose a profile."""
+    from geoloc_ros.config import shipped_config  # noqa: PLC0415
+
+    env = dict(os.environ)
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    env.setdefault(FASTDDS_PROFILE_ENV, str(shipped_config("fastdds_shm.xml")))
+    return env
 
 
 def _spin(executor, stop: threading.Event) -> None:
