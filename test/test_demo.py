@@ -132,6 +132,12 @@ def test_live_over_dds_matches_offline_and_reports_a_node_that_dies(demo, tmp_pa
     assert run.nodes["posenet_node"]["died_at_bag_s"] is not None
     assert run.nodes["fusion_node"]["died_at_bag_s"] is None
     assert run.counts["/map_localizer/fix"] > 50 and run.counts["/odometry/global"] > 500
+    from geoloc_ros.demo.run import live_summary
+
+    why = live_summary(run.diagnostics)  # what the nodes said on /diagnostics at the end
+    assert why["imu_received"] > 1000 and why["fixes_used"] > 50 and "imu_gaps" in why
+    assert run.nodes["fusion_node"]["cpu_s"] > 1.0 and run.player_cpu_s > 1.0
+    assert run.nodes["posenet_node"]["cpu_s"] is None  # killed: nothing to read
     gt = r.results[-1]
     live = type(gt)(gt.row, run.traj, run.wall_s)
     from geoloc_ros.eval.trajectory import Trajectory

@@ -65,6 +65,21 @@ def format_live(live: dict[str, Any]) -> str:
         f"'{live['offline_row']}'",
         "received: " + ", ".join(f"{k} {v}" for k, v in live["received"].items()),
     ]
+    why = {k: f"{v:.2f}" if k == "imu_missing_s" else f"{v:.0f}"
+           for k, v in live.get("why", {}).items()}  # fmt: skip
+    if why:
+        w = lambda k: why.get(k, "?")  # noqa: E731
+        lines.append(
+            f"fusion got {w('imu_received')} IMU samples ({w('imu_gaps')} gaps, "
+            f"{w('imu_missing_s')} s missing) and used {w('fixes_used')} visual fixes (offline "
+            f"{live.get('offline_fixes_used', '?')}); frames the busy localizers dropped: "
+            f"map {w('map_frames_dropped')}, PoseNet {w('posenet_frames_dropped')}"
+        )
+    cpu = {name: n.get("cpu_s") for name, n in live["nodes"].items()}
+    cpu["player + recorder"] = live.get("player_cpu_s")
+    if any(v is not None for v in cpu.values()):
+        lines.append(f"CPU seconds over {live['wall_s']:.0f} s wall: " + ", ".join(
+            f"{k} {v:.0f}" for k, v in cpu.items() if v is not None))  # fmt: skip
     for name, n in live["nodes"].items():
         if n["died_at_bag_s"] is not None:
             lines.append(f"{name} DIED at {n['died_at_bag_s']:.1f} s of the bag (exit "

@@ -139,9 +139,28 @@ def _live(scn, opt, inputs, cfg_path, datum, inp, results, gt, outage_abs) -> di
     score(res, gt, outage_abs)
     diff = {k: _rel(res.scores[k], offline.scores[k])
             for k in ("rmse_h_m", "outage_max_h_m", "yaw_rmse_deg")}  # fmt: skip
+    c = offline.report["fusion_counts"] if offline.report else {}
     return {"scores": res.scores, "offline_row": offline.row.key, "relative_difference": diff,
             "received": run.counts, "nodes": run.nodes, "rate": opt.live_rate,
-            "wall_s": run.wall_s, "bag": str(run.bag)}  # fmt: skip
+            "wall_s": run.wall_s, "bag": str(run.bag), "player_cpu_s": run.player_cpu_s,
+            "why": live_summary(run.diagnostics),
+            "offline_fixes_used": c.get("pose3_used", 0) + c.get("pose6_used", 0)}  # fmt: skip
+
+
+def live_summary(diag: dict[str, dict[str, str]]) -> dict[str, float]:
+    """What explains live against offline: IMU the fusion got, fixes it used, frames the
+    busy localizers dropped (their last /diagnostics values)."""
+    fusion = diag.get("fusion_node: fusion", {})
+    imu = diag.get("fusion_node: imu", {})
+    out = {
+        "imu_received": imu.get("received"),
+        "imu_gaps": fusion.get("imu_gaps"),
+        "imu_missing_s": fusion.get("imu_missing_s"),
+        "fixes_used": sum(int(fusion.get(f"count/{k}_used", 0)) for k in ("pose3", "pose6")),
+        "map_frames_dropped": diag.get("map_localizer_node: map_localizer", {}).get("dropped"),
+        "posenet_frames_dropped": diag.get("posenet_node: posenet", {}).get("dropped"),
+    }
+    return {k: float(v) for k, v in out.items() if v is not None}
 
 
 def _rel(a: float | None, b: float | None) -> float | None:

@@ -46,6 +46,7 @@ class NodeProcess:
     log_path: Path
     proc: subprocess.Popen | None = None
     died_at_bag_s: float | None = None
+    cpu_s: float | None = None  # user + system time, read just before stopping
 
     def start(self, env: dict[str, str]) -> None:
         code = f"import sys; from geoloc_ros.nodes.{self.name} import main; sys.exit(main())"
@@ -61,6 +62,7 @@ class NodeProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.cpu_s = process_cpu_s(self.proc.pid)
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout_s)
@@ -75,6 +77,15 @@ class NodeProcess:
         return text.strip().splitlines()[-lines:]
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a running process has used; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 @dataclass
 class LiveRun:
     bag: Path  # the recorded outputs
@@ -82,6 +93,8 @@ class LiveRun:
     counts: dict[str, int]
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_s: float = 0.0
+    player_cpu_s: float | None = None  # this process: player and recorder
+    diagnostics: dict[str, dict[str, str]] = field(default_factory=dict)  # last, per status
 
 
 def node_processes(out: Path, cfg_path: Path, datum: list[float], map_dir: Path,
@@ -121,6 +134,7 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
     # the player here too: Fast DDS reads the profile when this process's first participant starts
     os.environ.setdefault(FASTDDS_PROFILE_ENV, env[FASTDDS_PROFILE_ENV])
     t_wall = time.perf_counter()
+    cpu0 = process_cpu_s(os.getpid())
     for p in procs:
         p.start(env)
     ctx = rclpy.Context()
@@ -153,6 +167,7 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
         if progress:
             print(file=sys.stderr)
         counts = recorder.counts()
+        cpu1 = process_cpu_s(os.getpid())
         path = recorder.write(out / "outputs.mcap")
     finally:
         stop.set()
@@ -162,10 +177,12 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
             code = p.stop()
             tail = p.tail() if died is not None else []
             nodes[p.name] = {"exit_code": code, "died_at_bag_s": died, "log": str(p.log_path),
-                             "log_tail": tail}  # fmt: skip
+                             "log_tail": tail, "cpu_s": p.cpu_s}  # fmt: skip
         executor.shutdown()
         ctx.try_shutdown()
-    return LiveRun(path, read_odometry(path), counts, nodes, time.perf_counter() - t_wall)
+    player_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return LiveRun(path, read_odometry(path), counts, nodes, time.perf_counter() - t_wall,
+                   player_cpu, last_diagnostics(path))  # fmt: skip
 
 
 FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -229,3 +246,15 @@ def read_odometry(path: Path) -> Trajectory:
             if not states or s.t_s > states[-1].t_s:
                 states.append(s)
     return Trajectory.from_states(states)
+
+
+def last_diagnostics(path: Path) -> dict[str, dict[str, str]]:
+    """The last values of every /diagnostics status in a recorded bag, by status name."""
+    from geoloc_ros.io.bag import BagReader  # noqa: PLC0415
+
+    out: dict[str, dict[str, str]] = {}
+    with BagReader(path) as bag:
+        for m in bag.messages(["/diagnostics"]):
+            for status in m.msg.status:
+                out[status.name] = {kv.key: kv.value for kv in status.values}
+    return out
