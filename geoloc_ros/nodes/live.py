@@ -124,7 +124,7 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
     """Start the nodes, wait until they listen, play the bag, record, stop, read back;
     `on_bag_time(t)` is called with the bag time (from its start) as messages go out."""
     import rclpy  # noqa: PLC0415
-    from rclpy.executors import MultiThreadedExecutor  # noqa: PLC0415
+    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
 
     from geoloc_ros.nodes.bag_player import BagPlayer  # noqa: PLC0415
     from geoloc_ros.nodes.recorder import Recorder  # noqa: PLC0415
@@ -139,7 +139,9 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
         p.start(env)
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=int(env.get("ROS_DOMAIN_ID", "0")))
-    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    # one thread: rclpy's MultiThreadedExecutor.spin_once loop burnt 26 of 30 CPU seconds
+    # here with only /clock coming in, a core the nodes then lacked (single: 3.9 s)
+    executor = SingleThreadedExecutor(context=ctx)
     stop = threading.Event()
     try:
         from rclpy.parameter import Parameter  # noqa: PLC0415
