@@ -217,3 +217,27 @@ def test_dropped_imu_samples_show_on_diagnostics(context):
     assert values["imu_gaps"] == "1"
     assert float(values["imu_max_gap_s"]) == pytest.approx(0.31, abs=1e-6)
     assert float(values["imu_missing_s"]) == pytest.approx(0.30, abs=1e-6)
+
+
+def test_outputs_wait_until_the_heading_is_known():
+    """With output_max_yaw_sigma_rad the first published state knows its yaw that well;
+    without it the fusion publishes from its first (loose-heading) state."""
+    from geoloc_ros.fusion.config import FusionConfig
+    from geoloc_ros.fusion.pipeline import FusionPipeline
+
+    def first_output(cfg: FusionConfig):
+        pipe = FusionPipeline(cfg)
+        for name, msg in drive(20.0):
+            state = pipe.handle(name, msg)
+            if state is not None:
+                assert pipe.output_state is not None
+                return state
+            if name == "imu" and pipe.estimator.initialized:
+                assert pipe.output_state is None
+        return None
+
+    gated = first_output(FusionConfig(output_max_yaw_sigma_rad=0.02))
+    ungated = first_output(FusionConfig())
+    assert gated is not None and ungated is not None
+    assert math.sqrt(gated.cov_pose_6x6[5, 5]) <= 0.02
+    assert math.sqrt(ungated.cov_pose_6x6[5, 5]) > 0.02 and ungated.t_s < gated.t_s

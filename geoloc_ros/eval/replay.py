@@ -145,7 +145,7 @@ def replay_fusion(
 def _keep_keyframe(res: ReplayResult, pipeline: FusionPipeline) -> None:
     """Gating decisions so far, and the state if it is a new keyframe."""
     res.decisions.extend(pipeline.take_decisions())
-    s = pipeline.estimator.state
+    s = pipeline.output_state  # the keyframes fusion_node publishes (fix/filtered)
     if s is not None and (not res.fusion or s.t_s != res.fusion[-1].t_s):
         res.fusion.append(s)
 
@@ -159,7 +159,7 @@ def _run_sources(res: ReplayResult, pipeline: FusionPipeline, sources, m) -> Non
         if m.topic not in src.topics:
             continue
         try:
-            fix = src.on_message(m.topic, m.msg, pipeline.estimator.state)
+            fix = src.on_message(m.topic, m.msg, pipeline.output_state)  # as the nodes see it
             if fix is not None:
                 msg = msg_from_posefix(fix, RosbagsTypes(default_typestore()))
                 pipeline.handle(src.input_name, msg)

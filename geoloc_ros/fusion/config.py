@@ -20,6 +20,9 @@ class FusionConfig:
     publish_odom_tf: bool = True  # odom -> base_link; off when e.g. wheel odometry publishes it
     path_max_poses: int = 2000  # bound on the published nav_msgs/Path
     output_rate_hz: float = 50.0  # odometry/global and TF, decimated from the IMU rate
+    # outputs start once the fused yaw sigma is this small (0: from the first state): a
+    # start from a loose-heading fix is not published 20 deg off until a better one comes
+    output_max_yaw_sigma_rad: float = 0.0
     # smoother
     keyframe_period_s: float = 0.1
     lag_s: float = 10.0
@@ -110,6 +113,10 @@ class FusionConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.output_max_yaw_sigma_rad >= 0:
+            raise ConfigError(
+                f"output_max_yaw_sigma_rad must be >= 0, got {self.output_max_yaw_sigma_rad}"
+            )
         if self.path_max_poses < 1:
             raise ConfigError(f"path_max_poses must be at least 1, got {self.path_max_poses}")
         if self.gnss_bias_sigma_m < 0 or self.gnss_bias_tau_s <= 0:

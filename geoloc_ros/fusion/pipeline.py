@@ -94,6 +94,7 @@ class FusionPipeline:
         self.accepted: Counter[str] = Counter()
         self.resets = 0
         self.imu_gaps = GapMeter()  # dropped IMU samples (a loaded DDS link, a driver stall)
+        self.heading_known = cfg.output_max_yaw_sigma_rad <= 0  # outputs start when True
         self._handlers: dict[str, Callable[[Any], NavState | None]] = {
             "imu": self._imu,
             "fix": self._fix,
@@ -109,6 +110,7 @@ class FusionPipeline:
         for guard in self._guards.values():
             guard.reset()
         self.imu_gaps.reset()
+        self.heading_known = self.cfg.output_max_yaw_sigma_rad <= 0
         self.resets += 1
 
     def handle(self, name: str, msg: Any) -> NavState | None:
@@ -151,9 +153,23 @@ class FusionPipeline:
             self.reset()
             self._stamp("imu", s.t_s)
         state = self.estimator.on_imu(s)
-        if state is not None:
-            self.odom.update(state)
-        return state
+        if state is None:
+            return None
+        self.odom.update(state)
+        return state if self._heading_ready(state) else None
+
+    def _heading_ready(self, s: NavState) -> bool:
+        """Latches once the fused yaw sigma reaches output_max_yaw_sigma_rad (until a reset)."""
+        if not self.heading_known and s.cov_pose_6x6 is not None:
+            var = float(s.cov_pose_6x6[5, 5])
+            self.heading_known = bool(var <= self.cfg.output_max_yaw_sigma_rad**2)
+        return self.heading_known
+
+    @property
+    def output_state(self) -> NavState | None:
+        """The latest keyframe state if outputs have started: what the node publishes at
+        keyframes, and what the localizers see as the fusion's prior."""
+        return self.estimator.state if self.heading_known else None
 
     def _fix(self, msg: Any) -> None:
         """NO_FIX is information, not bad input: the estimator counts it (gnss_no_fix)."""

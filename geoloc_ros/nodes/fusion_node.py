@@ -147,7 +147,7 @@ class FusionNode(Node):
         """Outputs after one handled message: keyframe outputs, then the IMU-rate ones."""
         if self.pipeline.resets != self._resets_seen:  # the pipeline reset itself (bag loop)
             self._reset_outputs()
-        keyframe = self.pipeline.estimator.state
+        keyframe = self.pipeline.output_state
         if keyframe is not None and keyframe.t_s != self._last_keyframe_t_s:
             self._last_keyframe_t_s = keyframe.t_s
             self._publish_keyframe(keyframe)
@@ -218,6 +218,11 @@ class FusionNode(Node):
             level, message = Level.ERROR, f"internal error, fusion reset: {self._last_error}"
         elif not est.initialized:
             level, message = Level.WARN, "not initialised: waiting for motion or a visual fix"
+        elif not self.pipeline.heading_known:
+            level, message = Level.WARN, (
+                f"initialised, not publishing: yaw sigma {values.get('sigma_yaw_deg', '?')} deg "
+                f"above output_max_yaw_sigma_rad"
+            )
         elif values.get("covariance_ok") != "True":
             level, message = Level.WARN, "pose covariance is not finite positive definite"
         elif gated and not used:
