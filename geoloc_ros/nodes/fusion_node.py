@@ -219,10 +219,9 @@ class FusionNode(Node):
         elif not est.initialized:
             level, message = Level.WARN, "not initialised: waiting for motion or a visual fix"
         elif not self.pipeline.heading_known:
-            level, message = Level.WARN, (
-                f"initialised, not publishing: yaw sigma {values.get('sigma_yaw_deg', '?')} deg "
-                f"above output_max_yaw_sigma_rad"
-            )
+            sigma = values.get("sigma_yaw_deg", "?")
+            message = f"initialised, not publishing: yaw sigma {sigma} deg above the output limit"
+            level = Level.WARN
         elif values.get("covariance_ok") != "True":
             level, message = Level.WARN, "pose covariance is not finite positive definite"
         elif gated and not used:
