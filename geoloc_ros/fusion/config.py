@@ -26,6 +26,9 @@ class FusionConfig:
     # smoother
     keyframe_period_s: float = 0.1
     lag_s: float = 10.0
+    # iSAM2: check only the cliques an update touches for relinearization; measured on a
+    # 120 s car drive, keyframe p95 12.5 -> 7.6 ms with the same error (benchmarks/README)
+    relinearize_partial_check: bool = True
     # IMU (continuous-time densities); the IMU sits at base_link, rotated by q_base_imu
     q_base_imu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 1.0])
     gravity_mps2: float = 9.80665

@@ -324,6 +324,7 @@ class FusionEstimator:
         pose = gtsam.Pose3(gtsam.Rot3(R), p_ant - R @ self._lever)
         params = gtsam.ISAM2Params()
         params.setFactorization("QR")  # gtsam 4.3.0's Cholesky fails on loose GNSS priors
+        params.enablePartialRelinearizationCheck = c.relinearize_partial_check
         self._smoother = gtsam.IncrementalFixedLagSmoother(c.lag_s, params)
         sp = np.sqrt(np.maximum(np.diag(cov), 0.01))
         graph = gtsam.NonlinearFactorGraph()
