@@ -41,6 +41,7 @@ RECENT_KEYFRAMES = 8  # cached keyframe estimates: covers GNSS latency up to 0.8
 MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows GTSAM
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
 GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
+WHEEL_SCALE_BLOCK_S = 1.0  # so is the wheel-speed scale (it drifts over minutes)
 STANDSTILL_SPEED_MPS = 0.3  # slower than this, the vehicle stands (visual repeats)
 STANDSTILL_MOVE_M = 1.0  # ... and must have moved less than this since the last fix
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
@@ -92,6 +93,7 @@ class FusionEstimator:
         self._gbias_cov = np.diag([sb**2, sb**2, (2 * sb) ** 2])  # stationary, per axis
         self._g_block = max(1, round(GNSS_BIAS_BLOCK_S / cfg.keyframe_period_s))
         self._g_t = 0.0  # start of the newest GNSS error block
+        self._w_block = max(1, round(WHEEL_SCALE_BLOCK_S / cfg.keyframe_period_s))
         self.counts: Counter[str] = Counter()
         self.decisions: list[Decision] = []
         self.reset()
@@ -125,6 +127,11 @@ class FusionEstimator:
         error's correlation time is tens of seconds, and a state per keyframe made every
         smoother update several times dearer)."""
         return G(k // self._g_block)
+
+    def _w(self, k: int) -> int:
+        """The wheel-speed scale state of keyframe k: one per block of keyframes, like
+        the GNSS error (a state per keyframe was a quarter of the smoother's variables)."""
+        return W(k // self._w_block)
 
     @property
     def initialized(self) -> bool:
@@ -347,7 +354,8 @@ class FusionEstimator:
         values.insert(V(0), v)
         values.insert(B(0), self._bias)
         self._scale = np.array([1.0])
-        values.insert(W(0), self._scale)
+        self._w_t = t0
+        values.insert(self._w(0), self._scale)
         if c.gnss_bias_sigma_m > 0:
             self._gbias = np.zeros(3)
             self._g_t = t0
@@ -356,7 +364,7 @@ class FusionEstimator:
             graph.add(gtsam.PriorFactorVector(self._g(0), self._gbias, noise))
         graph.add(
             gtsam.PriorFactorVector(
-                W(0), self._scale, gtsam.noiseModel.Isotropic.Sigma(1, c.wheel_scale_sigma)
+                self._w(0), self._scale, gtsam.noiseModel.Isotropic.Sigma(1, c.wheel_scale_sigma)
             )
         )
         self._update(graph, values, 0, t0)
@@ -390,13 +398,15 @@ class FusionEstimator:
         values.insert(X(k), pred.pose())
         values.insert(V(k), pred.velocity())
         values.insert(B(k), self._bias)
-        values.insert(W(k), self._scale)
-        rw = self.cfg.wheel_scale_rw * np.sqrt(t - self._t_kf[j])
-        graph.add(
-            gtsam.BetweenFactorVector(
-                W(j), W(k), np.zeros(1), gtsam.noiseModel.Isotropic.Sigma(1, rw)
+        if k % self._w_block == 0:  # a new wheel-scale block, a random walk from the last
+            values.insert(self._w(k), self._scale)
+            rw = self.cfg.wheel_scale_rw * np.sqrt(t - self._w_t)
+            graph.add(
+                gtsam.BetweenFactorVector(
+                    self._w(k - 1), self._w(k), np.zeros(1), gtsam.noiseModel.Isotropic.Sigma(1, rw)
+                )
             )
-        )
+            self._w_t = t
         if self.cfg.gnss_bias_sigma_m > 0 and k % self._g_block == 0:  # a new bias block
             phi = float(np.exp(-(t - self._g_t) / self.cfg.gnss_bias_tau_s))
             values.insert(self._g(k), phi * self._gbias)
@@ -414,9 +424,9 @@ class FusionEstimator:
     def _update(self, graph, values, k: int, t: float) -> None:
         stamps = gtsam.FixedLagSmootherKeyTimestampMap()
         keys = (
-            (X(k), V(k), B(k), W(k), self._g(k))  # the block's stamp follows its keyframes
+            (X(k), V(k), B(k), self._w(k), self._g(k))  # a block's stamp follows its keyframes
             if self.cfg.gnss_bias_sigma_m > 0
-            else (X(k), V(k), B(k), W(k))
+            else (X(k), V(k), B(k), self._w(k))
         )
         for key in keys:
             stamps.insert((key, t))
@@ -430,7 +440,7 @@ class FusionEstimator:
         vel = sm.calculateEstimateVector(V(k))
         self._nav = gtsam.NavState(pose, vel)
         self._bias = sm.calculateEstimateConstantBias(B(k))
-        self._scale = sm.calculateEstimateVector(W(k))
+        self._scale = sm.calculateEstimateVector(self._w(k))
         if self.cfg.gnss_bias_sigma_m > 0:
             self._gbias = sm.calculateEstimateVector(self._g(k))
         R = pose.rotation().matrix()
@@ -473,9 +483,8 @@ class FusionEstimator:
                 continue
             speed, var = wheel
             sig = np.array([max(np.sqrt(var), c.wheel_sigma_mps), c.nhc_sigma_mps, c.nhc_sigma_mps])
-            graph.add(
-                body_velocity_factor(X(k), V(k), W(k), speed, gtsam.noiseModel.Diagonal.Sigmas(sig))
-            )
+            noise = gtsam.noiseModel.Diagonal.Sigmas(sig)
+            graph.add(body_velocity_factor(X(k), V(k), self._w(k), speed, noise))
             self.counts["wheel_speed_used"] += 1
             if k != self._k + 1:  # not at its own keyframe's update: the sample came late
                 self.counts["wheel_speed_late"] += 1
