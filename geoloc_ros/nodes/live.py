@@ -134,7 +134,7 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
     # the player here too: Fast DDS reads the profile when this process's first participant starts
     os.environ.setdefault(FASTDDS_PROFILE_ENV, env[FASTDDS_PROFILE_ENV])
     t_wall = time.perf_counter()
-    cpu0 = process_cpu_s(os.getpid())
+    cpu0 = time.process_time()  # this process: player and recorder
     for p in procs:
         p.start(env)
     ctx = rclpy.Context()
@@ -169,7 +169,7 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
         if progress:
             print(file=sys.stderr)
         counts = recorder.counts()
-        cpu1 = process_cpu_s(os.getpid())
+        player_cpu = time.process_time() - cpu0
         path = recorder.write(out / "outputs.mcap")
     finally:
         stop.set()
@@ -182,7 +182,6 @@ def run_live(bag: Path, out: Path, procs: list[NodeProcess], rate: float = 1.0,
                              "log_tail": tail, "cpu_s": p.cpu_s}  # fmt: skip
         executor.shutdown()
         ctx.try_shutdown()
-    player_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     return LiveRun(path, read_odometry(path), counts, nodes, time.perf_counter() - t_wall,
                    player_cpu, last_diagnostics(path))  # fmt: skip
 
