@@ -22,8 +22,10 @@ from scipy.spatial.transform import Rotation
 from shapely.geometry import Point
 
 from geoloc_ros.errors import ConfigError, GeolocError
+from geoloc_ros.posenet.halfturn import check_half_turn, half_turn_poses
 from geoloc_ros.sim.appearance import Appearance
 from geoloc_ros.sim.camera import CAR_CAMERA, DRONE_CAMERA, DRONE_NADIR_MOUNT
+from geoloc_ros.sim.dataset import DatasetConfig, _drone_pose
 from geoloc_ros.sim.layout import Building, LayoutConfig, Surface
 from geoloc_ros.sim.world import World, WorldConfig, write_world
 
@@ -487,3 +489,52 @@ def test_nadir_view_rectified_onto_the_orthophoto_matches_it(flat):
     assert np.hypot(dx, dy) <= 0.5  # the issue asks <= 1 px; half a camera pixel fails this
     assert mad < 8.0
     assert np.hypot(mx, my) >= 2.0
+
+
+def test_a_nadir_image_turned_half_round_is_the_half_turn_pose_view(hilly):
+    """posenet/halfturn.py: PoseNet's --half-turn labels must be where the view comes from."""
+    world, _ = hilly
+    cam, T_bc = DRONE_CAMERA, DRONE_NADIR_MOUNT.T_base_cam
+    check_half_turn({"K": cam.K.tolist(), "width": cam.width, "height": cam.height})
+    look = Appearance.orthophoto()
+    R = Rotation.from_euler("xyz", [0.04, -0.03, 0.9])  # tilted: roll/pitch must carry over
+    p = np.array([20.0, -35.0, float(world.terrain.height(20.0, -35.0)) + 60.0])
+    (p2,), (q2,) = half_turn_poses(p[None], R.as_quat()[None], T_bc)
+
+    def view(p_m, R_world_base):
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = R_world_base, p_m
+        return world.renderer.render(cam, T @ T_bc, look).rgb.astype(np.float32)
+
+    turned = view(p, R.as_matrix())[::-1, ::-1]
+    exact = np.abs(view(p2, Rotation.from_quat(q2).as_matrix()) - turned).mean()
+    # teeth: the body turned about its own origin instead (the lens swings 0.2 m)
+    naive = (R * Rotation.from_euler("z", np.pi)).as_matrix()
+    wrong = np.abs(view(p, naive) - turned).mean()
+    print(f"mean |diff| half-turn pose {exact:.2f}, body turned about its origin {wrong:.2f}")
+    assert exact < 0.5
+    assert wrong > 4 * exact + 0.5
+    off = {"K": [[200, 0, 150], [0, 200, 119.5], [0, 0, 1]], "width": 320, "height": 240}
+    with pytest.raises(ConfigError, match="principal point"):
+        check_half_turn(off)
+    with pytest.raises(ConfigError, match="simulator datasets"):
+        check_half_turn(None)
+
+
+def test_survey_headings_fly_east_west_lines_and_any_is_uniform(hilly):
+    world, _ = hilly
+    band = (-world.half_m, world.half_m)
+
+    def near_line_fraction(heading: str) -> float:
+        yaw = []
+        for i in range(600):
+            T = _drone_pose(world, band, np.random.default_rng([3, i]), heading)
+            yaw.append(np.arctan2(T[1, 0], T[0, 0]))
+        off = np.abs(np.angle(np.exp(2j * np.asarray(yaw)))) / 2  # to the nearest of 0, pi
+        return float(np.mean(off < np.radians(20.0)))
+
+    survey, anywhere = near_line_fraction("survey"), near_line_fraction("any")
+    assert survey > 0.85  # 90 % on the lines (6 deg sigma), a few transit legs
+    assert 0.12 < anywhere < 0.33  # uniform: 40 of 180 deg
+    with pytest.raises(ConfigError, match="drone heading"):
+        DatasetConfig(platform="drone", drone_heading="north")

@@ -21,7 +21,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     tc = TrainConfig(
         epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
         input_hw=args.input, channels=1 if args.mono else 3, mc_samples=args.samples,
-        max_train=args.max_train, anchors=args.anchors,
+        max_train=args.max_train, anchors=args.anchors, half_turn=args.half_turn,
     )  # fmt: skip
     command = "geoloc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = train_posenet(args.data, args.out, tc, args.resume, not args.quiet, command)
@@ -69,6 +69,11 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
         type=int,
         default=256,
         help="position anchors (k-means of training poses); 0 = plain regression",
+    )
+    p.add_argument(
+        "--half-turn",
+        action="store_true",
+        help="nadir cameras: show each image also turned 180 deg, as the reverse heading",
     )
     p.add_argument("--max-train", type=int, default=0, help="use only this many (quick checks)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")

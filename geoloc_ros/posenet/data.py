@@ -50,6 +50,7 @@ class PosedImages:
     q_xyzw: np.ndarray  # (N, 4) unit, w >= 0 not assumed
     names: list[str]
     area: dict  # {"name", "datum", "layout_sha256"?}: what the poses are relative to
+    camera: dict | None = None  # simulator datasets: {"K", "width", "height", "T_base_cam"}
 
     def __len__(self) -> int:
         return len(self.p_m)
@@ -110,8 +111,10 @@ def load_split(
     root = Path(root)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; one of {SPLITS}")
+    camera = None
     if (root / "dataset.json").is_file():
         recs, area, base = _sim_records(root, split)
+        camera = _sim_camera(root)
     elif (root / "poses.csv").is_file():
         recs, area, base = _folder_records(root, split)
     elif (root / "mav0" / "cam0" / "data.csv").is_file():
@@ -127,7 +130,7 @@ def load_split(
     p = np.array([r[1] for r in recs], dtype=np.float64)
     q = np.array([r[2] for r in recs], dtype=np.float64)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return PosedImages(images, p, q, [r[0] for r in recs], area)
+    return PosedImages(images, p, q, [r[0] for r in recs], area, camera)
 
 
 def load_splits(
@@ -152,9 +155,10 @@ def load_splits(
     if len(parts) == 1:
         return parts[0]
     names = [f"{r}/{n}" for r, part in zip(roots, parts, strict=True) for n in part.names]
+    camera = parts[0].camera if all(p.camera == parts[0].camera for p in parts) else None
     return PosedImages(
         np.concatenate([p.images for p in parts]), np.concatenate([p.p_m for p in parts]),
-        np.concatenate([p.q_xyzw for p in parts]), names, area,
+        np.concatenate([p.q_xyzw for p in parts]), names, area, camera,
     )  # fmt: skip
 
 
@@ -178,6 +182,13 @@ def _sim_records(root: Path, split: str):
     area = {"name": f"sim world seed {w['seed']}", "datum": w["datum"]}
     area["layout_sha256"] = w["layout_sha256"]
     return recs, area, root / split
+
+
+def _sim_camera(root: Path) -> dict:
+    meta = json.loads((root / "dataset.json").read_text())
+    cam = meta["camera"]
+    return {"K": cam["K"], "width": cam["width"], "height": cam["height"],
+            "T_base_cam": meta["T_base_cam"]}  # fmt: skip
 
 
 def _folder_records(root: Path, split: str):

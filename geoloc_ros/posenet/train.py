@@ -20,6 +20,7 @@ from geoloc_ros.errors import ConfigError
 from geoloc_ros.posenet.bundle import PoseNetBundle, state_of
 from geoloc_ros.posenet.data import load_splits, to_tensor_batch
 from geoloc_ros.posenet.evaluate import errors, features, predict, summary
+from geoloc_ros.posenet.halfturn import check_half_turn, half_turn_poses
 from geoloc_ros.posenet.mc import Calibration, fit_calibration
 from geoloc_ros.posenet.model import HomoscedasticPoseLoss, PoseNet, PoseNetConfig
 from geoloc_ros.posenet.novelty import fit_novelty
@@ -45,6 +46,7 @@ class TrainConfig:
     mc_samples: int = 32
     anchors: int = 256  # 0 = direct position regression (original PoseNet)
     max_train: int = 0  # 0 = all training samples (a smaller number for quick checks)
+    half_turn: bool = False  # nadir cameras: each image also shown turned 180 deg (halfturn.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 2 or not self.lr > 0:
@@ -114,6 +116,10 @@ def train_posenet(data, out: str | Path, tc: TrainConfig, resume: bool = False,
     t_start = time.monotonic()
     p_all = torch.from_numpy(train.p_m).float()
     q_all = torch.from_numpy(train.q_xyzw).float()
+    if tc.half_turn:
+        check_half_turn(train.camera)
+        p_turn, q_turn = half_turn_poses(train.p_m, train.q_xyzw, train.camera["T_base_cam"])
+        p_turn, q_turn = torch.from_numpy(p_turn).float(), torch.from_numpy(q_turn).float()
     for epoch in range(start, tc.epochs):
         t0 = time.monotonic()
         g = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
@@ -126,7 +132,13 @@ def train_posenet(data, out: str | Path, tc: TrainConfig, resume: bool = False,
         for a in bar:
             idx = perm[a : a + tc.batch]
             x = _augment(to_tensor_batch(train.images[idx.numpy()]), g)
-            loss, l_p, l_q, l_c = crit(model(x, g), p_all[idx], q_all[idx])
+            p_b, q_b = p_all[idx], q_all[idx]
+            if tc.half_turn:
+                turn = torch.rand(len(idx), generator=g) < 0.5
+                x[turn] = x[turn].flip(2, 3)
+                p_b = torch.where(turn[:, None], p_turn[idx], p_b)
+                q_b = torch.where(turn[:, None], q_turn[idx], q_b)
+            loss, l_p, l_q, l_c = crit(model(x, g), p_b, q_b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -87,6 +87,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         seed=args.seed,
         drone_camera=args.drone_camera,
         split_by=args.split_by,
+        drone_heading=args.drone_heading,
     )
     world = World.load(args.world)
     counts = write_dataset(world, cfg, Path(args.out), progress=not args.quiet)
@@ -142,6 +143,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=2000, help="samples in all splits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drone-camera", default="nadir", help="nadir or oblique")
+    p.add_argument(
+        "--drone-heading",
+        default="any",
+        help="any (uniform yaw, default) or survey (east/west lines as the simulated "
+        "survey flights fly, 10%% at any heading)",
+    )
     p.add_argument(
         "--split-by",
         default="area",

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 DATASET_FORMAT = 1
 SPLITS = ("train", "val", "test")
+DRONE_HEADINGS = ("any", "survey")
+SURVEY_TRANSIT_FRACTION = 0.1  # of survey-heading samples flown at any heading
+SURVEY_YAW_SIGMA_RAD = np.radians(6.0)  # wind and line changes around east / west
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,17 @@ class DatasetConfig:
     # area: splits are east-west bands (the map localizer must generalise to unseen areas);
     # sample: every split covers the whole world (PoseNet learns one known area)
     split_by: str = "area"
+    # any: uniform yaw; survey: the simulator's survey flights (lines east or west, a few
+    # transit legs at any heading), the distribution a PoseNet of the area is used on
+    drone_heading: str = "any"
 
     def __post_init__(self) -> None:
         if self.split_by not in ("area", "sample"):
             raise ConfigError(f"split_by must be area or sample, got {self.split_by!r}")
+        if self.drone_heading not in DRONE_HEADINGS:
+            raise ConfigError(
+                f"drone heading must be one of {DRONE_HEADINGS}, got {self.drone_heading!r}"
+            )
         if self.platform not in ("car", "drone"):
             raise ConfigError(f"unknown platform {self.platform!r}; car or drone")
         if self.drone_camera not in ("nadir", "oblique"):
@@ -165,13 +175,16 @@ def _car_pose(world: World, band, rng: np.random.Generator) -> np.ndarray:
     raise ConfigError(f"no road inside the band {band}")
 
 
-def _drone_pose(world: World, band, rng: np.random.Generator) -> np.ndarray:
+def _drone_pose(world: World, band, rng: np.random.Generator, heading: str) -> np.ndarray:
     x = rng.uniform(*band)
     y = rng.uniform(-world.half_m + 10, world.half_m - 10)
     z = float(world.terrain.height(x, y)) + rng.uniform(50.0, 120.0)
     roll, pitch = rng.normal(0.0, np.radians(3.0), 2)
+    yaw = rng.uniform(-np.pi, np.pi)
+    if heading == "survey" and rng.uniform() >= SURVEY_TRANSIT_FRACTION:
+        yaw = np.pi * int(rng.integers(2)) + rng.normal(0.0, SURVEY_YAW_SIGMA_RAD)
     T = np.eye(4)
-    T[:3, :3] = matrix_from_xyzw(xyzw_from_rpy(roll, pitch, rng.uniform(-np.pi, np.pi)))
+    T[:3, :3] = matrix_from_xyzw(xyzw_from_rpy(roll, pitch, yaw))
     T[:3, 3] = (x, y, z)
     return T
 
@@ -194,6 +207,8 @@ def write_dataset(world: World, cfg: DatasetConfig, out: Path, progress: bool = 
     mf = out / "dataset.json"
     if mf.is_file():
         old = json.loads(mf.read_text())
+        # keys added since an old dataset was made take their defaults
+        old["config"] = {**json.loads(json.dumps(asdict(DatasetConfig()))), **old["config"]}
         if {k: old.get(k) for k in ("config", "world")} != {
             k: meta[k] for k in ("config", "world")
         }:
@@ -225,7 +240,10 @@ def write_dataset(world: World, cfg: DatasetConfig, out: Path, progress: bool = 
 
 def _sample(world, cfg: DatasetConfig, band, sampler, renderer, si: int, i: int, d: Path, cv2):
     rng = np.random.default_rng([cfg.seed, si, i])
-    T_world_base = (_car_pose if cfg.platform == "car" else _drone_pose)(world, band, rng)
+    if cfg.platform == "car":
+        T_world_base = _car_pose(world, band, rng)
+    else:
+        T_world_base = _drone_pose(world, band, rng, cfg.drone_heading)
     T_world_cam = T_world_base @ cfg.mount.T_base_cam
     look = Appearance.random(rng)
     img = renderer.render(cfg.camera, T_world_cam, look, rng).rgb
