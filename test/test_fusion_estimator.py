@@ -351,3 +351,29 @@ def test_gnss_error_state_widens_the_covariance_and_keeps_the_track():
         assert np.isfinite(st.cov_pose_6x6).all() and err < 1.0, (sb, err)
         sig[sb] = np.sqrt(st.cov_pose_6x6[0, 0] + st.cov_pose_6x6[1, 1])
     assert sig[0.8] > 1.5 * sig[0.0], sig
+
+
+def _start_with_one_gnss_fix_then_a_pose_fix(offset_m: float) -> FusionEstimator:
+    """One GNSS fix at the datum (too few to start from), then a tight 6-DoF fix."""
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False)
+    est = FusionEstimator(cfg)
+    g = np.array([0.0, 0.0, 9.80665])
+    lat, lon, alt = quickdrive.DEFAULT_DATUM
+    cov = np.diag([1.0, 1.0, 2.0])
+    for k in range(60):
+        t = k * 0.005
+        est.on_imu(ImuSample(t, np.zeros(3), g))
+        if k == 0:
+            est.on_gnss(GnssFix(t + cfg.gnss_latency_s, lat, lon, alt, cov_enu_3x3=cov))
+    pose_cov = np.diag([9.0, 9.0, 9.0, 0.01, 0.01, 0.01])
+    p = np.array([offset_m, 0.0, 0.0]) - cfg.gnss_lever_arm_m
+    est.on_pose_fix(PoseFix(0.3, p, np.array([0.0, 0.0, 0.0, 1.0]), pose_cov, 6, "posenet"))
+    return est
+
+
+def test_a_visual_fix_far_from_the_latest_gnss_fix_does_not_start_the_fusion():
+    """A PoseNet anchor mistake 200 m off with a 3 m sigma once started a drone there."""
+    far = _start_with_one_gnss_fix_then_a_pose_fix(200.0)
+    assert not far.initialized and far.counts["pose_init_refused_by_gnss"] == 1
+    near = _start_with_one_gnss_fix_then_a_pose_fix(5.0)
+    assert near.initialized and near.counts["pose_init_refused_by_gnss"] == 0

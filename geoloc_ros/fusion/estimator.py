@@ -48,6 +48,8 @@ WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
 WHEEL_MAX_GAP_S = 0.2  # interpolate between samples at most this far apart
 WHEEL_NEAREST_S = 0.06  # else use the nearest sample this close to the keyframe
 WHEEL_ALIVE_S = 1.0  # no sample this long: the stream is absent, do not wait for it
+INIT_CHECK_MAX_SPEED_MPS = 20.0  # a start from a visual fix: how far the latest GNSS fix
+INIT_CHECK_PROB = 0.999  # ... may be, by its age, and the chi-square gate on the difference
 MAX_SPEED_MPS = 1000.0  # a keyframe faster than this has diverged: re-initialise
 
 
@@ -253,10 +255,30 @@ class FusionEstimator:
         cov_p = cov[:3, :3].copy()
         if fix.dof == 3:
             cov_p[2, 2] = 100.0
+        p_ant = fix.p_m + R @ self._lever
+        if not self._agrees_with_gnss(fix.t_s, p_ant, cov_p):
+            self.counts["pose_init_refused_by_gnss"] += 1
+            return
         self._initialize(
-            fix.t_s, fix.p_m + R @ self._lever, cov_p, np.zeros(3), 2.0, yaw=yaw,
+            fix.t_s, p_ant, cov_p, np.zeros(3), 2.0, yaw=yaw,
             yaw_sigma=yaw_sigma,
         )  # fmt: skip
+
+    def _agrees_with_gnss(self, t_s: float, p_ant_m: np.ndarray, cov_p: np.ndarray) -> bool:
+        """Whether a would-be initial position is within the latest GNSS fix's reach.
+
+        One visual fix decides the whole start; a PoseNet anchor mistake (hundreds of
+        metres, sigma of a few) once started a drone there and GNSS was refused for 16 s.
+        Without a recent fix there is nothing to check against and the fix is trusted.
+        """
+        recent = [f for f in self._fix_buf if abs(f[0] - t_s) <= self.cfg.init_window_s]
+        if not recent:
+            return True
+        t_g, z_g, cov_g = min(recent, key=lambda f: abs(f[0] - t_s))
+        reach = (INIT_CHECK_MAX_SPEED_MPS * abs(t_g - t_s)) ** 2  # it may have moved since
+        S = cov_p[:2, :2] + cov_g[:2, :2] + np.eye(2) * reach
+        d = (p_ant_m - z_g)[:2]
+        return float(d @ np.linalg.solve(S, d)) <= chi2.ppf(INIT_CHECK_PROB, 2)
 
     def _gnss_cov(self, fix: GnssFix) -> np.ndarray:
         c = self.cfg
