@@ -88,3 +88,26 @@ def test_fusing_posenet_runs_it_in_the_loop_and_withholds_uncertain_fixes(sim, t
     fused = rep["fused"]["posenet/fix"]
     assert fused["fixes_to_fusion"] == 0 and fused["withheld"] == {"uncertain": 81}
     assert fused["latency_ms_median"] > 0.0
+
+
+def test_eval_takes_posenet_node_settings_from_config_and_flags_override_them():
+    """`geoloc eval --config config/drone.yaml --fuse posenet` must run the drone model at
+    the node's rate, as on the vehicle, not the car model on every frame."""
+    from geoloc_ros.cli import build_parser
+    from geoloc_ros.eval.cli import posenet_config
+
+    def parse(*extra):
+        return build_parser().parse_args(["eval", "b.mcap", "--out", "o", *extra])
+
+    drone = posenet_config(parse("--config", "config/drone.yaml"))
+    assert (drone.platform, drone.max_rate_hz, drone.backend) == ("drone", 5.0, "torch")
+    assert posenet_config(parse()).platform == "car"
+    flags = parse("--config", "config/drone.yaml", "--posenet-model", "m", "--platform", "car",
+                  "--posenet-backend", "onnxruntime")  # fmt: skip
+    cfg = posenet_config(flags)
+    assert (cfg.model, cfg.platform, cfg.backend, cfg.max_rate_hz) == (
+        "m",
+        "car",
+        "onnxruntime",
+        5.0,
+    )

@@ -36,9 +36,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     estimators = parse_estimators(args.estimators)
     cfg = fusion_config(args.config, args.set or ())
-    from geoloc_ros.posenet.localizer import PoseNetParams  # noqa: PLC0415
-
-    posenet = PoseNetParams(model=args.posenet_model, backend=args.posenet_backend)
+    posenet = posenet_config(args)
     fuse = [f.strip() for f in (args.fuse or "").split(",") if f.strip()]
     wants_map = "map_localizer" in estimators or "map_localizer" in fuse
     mcfg = map_localizer_config(args) if wants_map else None
@@ -61,6 +59,25 @@ def map_localizer_config(args: argparse.Namespace):
     if args.config and node_section(read_yaml(args.config), "map_localizer_node", args.config):
         cfg = load_node_config(MapLocalizerConfig, args.config, "map_localizer_node")
     changes = {k: v for k, v in (("map", args.map), ("model", args.map_model),
+                                 ("platform", args.platform)) if v}  # fmt: skip
+    return dataclasses.replace(cfg, **changes)
+
+
+def posenet_config(args: argparse.Namespace):
+    """The posenet_node section of --config (defaults without one), then the flags.
+
+    The section's platform picks the shipped model and its max_rate_hz paces the fixes
+    fed to the fusion, as posenet_node does on the vehicle.
+    """
+    import dataclasses  # noqa: PLC0415
+
+    from geoloc_ros.config import load_node_config, node_section, read_yaml  # noqa: PLC0415
+    from geoloc_ros.posenet.localizer import PoseNetNodeConfig  # noqa: PLC0415
+
+    cfg = PoseNetNodeConfig()
+    if args.config and node_section(read_yaml(args.config), "posenet_node", args.config):
+        cfg = load_node_config(PoseNetNodeConfig, args.config, "posenet_node")
+    changes = {k: v for k, v in (("model", args.posenet_model), ("backend", args.posenet_backend),
                                  ("platform", args.platform)) if v}  # fmt: skip
     return dataclasses.replace(cfg, **changes)
 
@@ -138,8 +155,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one fusion parameter (repeatable)")  # fmt: skip
     p.add_argument("--posenet-model", default="",
-                   help="PoseNet model folder (default: the shipped demo-world model)")  # fmt: skip
-    p.add_argument("--posenet-backend", default="torch", help="torch, onnxruntime or tensorrt")
+                   help="PoseNet model folder (default: --config's posenet_node.model, else "
+                   "the platform's shipped demo-world model)")  # fmt: skip
+    p.add_argument(
+        "--posenet-backend",
+        default="",
+        help="torch, onnxruntime or tensorrt (default: --config's, else torch)",
+    )
     p.add_argument("--fuse", metavar="LOCALIZERS",
                    help="visual fixes the fusion consumes, computed in the loop with the "
                    "fusion state as prior (as on the vehicle): map_localizer, posenet")  # fmt: skip
@@ -152,7 +174,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--platform",
         choices=("car", "drone"),
-        help="map localizer platform (default: --config's map_localizer_node)",
+        help="map localizer and PoseNet platform (default: --config's node sections)",
     )
     p.add_argument("--prior-sigma", type=float, metavar="M",
                    help="map localizer prior: the true position plus Gaussian noise of this "
