@@ -267,8 +267,9 @@ def test_anchor_head_decodes_best_anchor_plus_offset_and_loss_targets_it():
     )
 
 
-def test_shipped_model_loads_and_is_small():
-    d = shipped_model_dir()
+@pytest.mark.parametrize("platform", ["car", "drone"])
+def test_shipped_model_loads_and_is_small(platform):
+    d = shipped_model_dir(platform)
     if not (d / "posenet.json").is_file():
         pytest.fail(f"the shipped PoseNet model is missing from {d}")
     b = load_bundle(d)  # checks sha256 of the weights
