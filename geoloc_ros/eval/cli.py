@@ -48,19 +48,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def map_localizer_config(args: argparse.Namespace):
-    """The map_localizer_node section of --config (defaults without one), then the flags."""
+def _node_config(args: argparse.Namespace, cls, section: str, flags: dict[str, Any]):
+    """`section` of --config as `cls` (its defaults without one), then the flags given."""
     import dataclasses  # noqa: PLC0415
 
     from geoloc_ros.config import load_node_config, node_section, read_yaml  # noqa: PLC0415
+
+    cfg = cls()
+    if args.config and node_section(read_yaml(args.config), section, args.config):
+        cfg = load_node_config(cls, args.config, section)
+    return dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v})
+
+
+def map_localizer_config(args: argparse.Namespace):
+    """The map_localizer_node section of --config (defaults without one), then the flags."""
     from geoloc_ros.neuralmap.inputs import MapLocalizerConfig  # noqa: PLC0415
 
-    cfg = MapLocalizerConfig()
-    if args.config and node_section(read_yaml(args.config), "map_localizer_node", args.config):
-        cfg = load_node_config(MapLocalizerConfig, args.config, "map_localizer_node")
-    changes = {k: v for k, v in (("map", args.map), ("model", args.map_model),
-                                 ("platform", args.platform)) if v}  # fmt: skip
-    return dataclasses.replace(cfg, **changes)
+    flags = {"map": args.map, "model": args.map_model, "platform": args.platform}
+    return _node_config(args, MapLocalizerConfig, "map_localizer_node", flags)
 
 
 def posenet_config(args: argparse.Namespace):
@@ -69,17 +74,11 @@ def posenet_config(args: argparse.Namespace):
     The section's platform picks the shipped model and its max_rate_hz paces the fixes
     fed to the fusion, as posenet_node does on the vehicle.
     """
-    import dataclasses  # noqa: PLC0415
-
-    from geoloc_ros.config import load_node_config, node_section, read_yaml  # noqa: PLC0415
     from geoloc_ros.posenet.localizer import PoseNetNodeConfig  # noqa: PLC0415
 
-    cfg = PoseNetNodeConfig()
-    if args.config and node_section(read_yaml(args.config), "posenet_node", args.config):
-        cfg = load_node_config(PoseNetNodeConfig, args.config, "posenet_node")
-    changes = {k: v for k, v in (("model", args.posenet_model), ("backend", args.posenet_backend),
-                                 ("platform", args.platform)) if v}  # fmt: skip
-    return dataclasses.replace(cfg, **changes)
+    flags = {"model": args.posenet_model, "backend": args.posenet_backend,
+             "platform": args.platform}  # fmt: skip
+    return _node_config(args, PoseNetNodeConfig, "posenet_node", flags)
 
 
 def _f(v: Any, fmt: str = ".2f") -> str:
