@@ -29,6 +29,7 @@ from geoloc_ros.fusion.factors import (
     planar_pose_factor,
 )
 from geoloc_ros.fusion.gnss_admission import GnssAdmission, Held, Innovation
+from geoloc_ros.fusion.smoother import FixedLagSmoother
 from geoloc_ros.geo.covariance import cov_gtsam_from_ros, cov_ros_from_gtsam
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix, xyzw_from_rpy
 from geoloc_ros.geo.se3 import skew
@@ -103,7 +104,7 @@ class FusionEstimator:
     # -- lifecycle --------------------------------------------------------------------
     def reset(self) -> None:
         """Forget everything but the datum (time jump, bag loop)."""
-        self._smoother: gtsam.IncrementalFixedLagSmoother | None = None
+        self._smoother: FixedLagSmoother | None = None
         self._t_kf: dict[int, float] = {}
         self._k = -1
         self._pim: gtsam.PreintegratedCombinedMeasurements | None = None
@@ -354,7 +355,7 @@ class FusionEstimator:
         params = gtsam.ISAM2Params()
         params.setFactorization("QR")  # gtsam 4.3.0's Cholesky fails on loose GNSS priors
         params.enablePartialRelinearizationCheck = c.relinearize_partial_check
-        self._smoother = gtsam.IncrementalFixedLagSmoother(c.lag_s, params)
+        self._smoother = FixedLagSmoother(c.lag_s, params)
         sp = np.sqrt(np.maximum(np.diag(cov), 0.01))
         graph = gtsam.NonlinearFactorGraph()
         if yaw_sigma is None:
@@ -444,15 +445,12 @@ class FusionEstimator:
         self._pim.resetIntegrationAndSetBias(self._bias)
 
     def _update(self, graph, values, k: int, t: float) -> None:
-        stamps = gtsam.FixedLagSmootherKeyTimestampMap()
         keys = (
             (X(k), V(k), B(k), self._w(k), self._g(k))  # a block's stamp follows its keyframes
             if self.cfg.gnss_bias_sigma_m > 0
             else (X(k), V(k), B(k), self._w(k))
         )
-        for key in keys:
-            stamps.insert((key, t))
-        self._smoother.update(graph, values, stamps)
+        self._smoother.update(graph, values, dict.fromkeys(keys, t))
         self._k = k
         self._t_kf[k] = t
         for old in [i for i, ti in self._t_kf.items() if ti < t - self.cfg.lag_s - 1.0]:

@@ -1,0 +1,84 @@
+"""Fixed-lag smoothing on iSAM2 that leaves the elimination order to iSAM2.
+
+GTSAM's IncrementalFixedLagSmoother re-orders on every update: it marks the variables
+leaving the window, with every cache below them, and constrains them to be eliminated
+first. On a chain of keyframes that re-eliminates most of the window each time (about
+250 of 320 variables after some relinearizations, ~8 ms). iSAM2's own incremental
+ordering puts the newly observed variables last, so on a chain the oldest ones are
+already leaves: this smoother calls `marginalizeLeaves` directly and re-orders (the
+IncrementalFixedLagSmoother way) only when they are not.
+"""
+
+from __future__ import annotations
+
+import gtsam
+
+
+class FixedLagSmoother:
+    """iSAM2 over the variables stamped within `lag_s` of the newest; older ones are
+    marginalized in batches, every `batch_s`, so the window spans lag_s to
+    lag_s + batch_s. The estimate and marginal accessors are iSAM2's."""
+
+    def __init__(self, lag_s: float, params: gtsam.ISAM2Params, batch_s: float = 2.0) -> None:
+        self.lag_s = lag_s
+        self.batch_s = batch_s
+        self.isam = gtsam.ISAM2(params)
+        self._stamp_s: dict[int, float] = {}  # key -> newest time it was stamped with
+        self._t_newest_s = float("-inf")
+        self._t_marginalized_s = float("-inf")
+        self.batches = 0
+
+    def update(
+        self, graph: gtsam.NonlinearFactorGraph, values: gtsam.Values, stamps_s: dict[int, float]
+    ) -> None:
+        """Add factors and new variables; stamps move each key's time forward."""
+        for key, t in stamps_s.items():
+            self._stamp_s[key] = max(t, self._stamp_s.get(key, t))
+            self._t_newest_s = max(self._t_newest_s, t)
+        t_cut = self._t_newest_s - self.lag_s
+        if t_cut - self._t_marginalized_s < self.batch_s:
+            self.isam.update(graph, values)
+            return
+        old = [key for key, t in self._stamp_s.items() if t < t_cut]
+        self._t_marginalized_s = t_cut
+        if not old:
+            self.isam.update(graph, values)
+            return
+        self.batches += 1
+        self.isam.update(graph, values, self._time_ordered(t_cut))
+        keys = gtsam.KeyList()
+        for key in old:
+            keys.push_back(key)
+            del self._stamp_s[key]
+        self.isam.marginalizeLeaves(keys)
+
+    def _time_ordered(self, t_cut: float) -> gtsam.ISAM2UpdateParams:
+        """Re-eliminate the whole window oldest first: the keys leaving it become the
+        leaves marginalizeLeaves needs, and the newest state the root, so the next
+        updates re-eliminate only the few newest cliques they touch."""
+        # CCOLAMD wants labels 0..n-1 without gaps (else it fails or worse): the keys
+        # leaving share 0, the others count up by time
+        stays = sorted({t for t in self._stamp_s.values() if t >= t_cut})
+        ranks = {t: i + 1 for i, t in enumerate(stays)}
+        groups = gtsam.KeyGroupMap()
+        everything = gtsam.KeyList()
+        for key, t in self._stamp_s.items():
+            groups.insert2(key, 0 if t < t_cut else ranks[t])
+            everything.push_back(key)
+        params = gtsam.ISAM2UpdateParams()
+        params.constrainedKeys = groups
+        params.extraReelimKeys = everything
+        return params
+
+    # -- estimates, as on gtsam.IncrementalFixedLagSmoother ------------------------------
+    def calculateEstimatePose3(self, key: int) -> gtsam.Pose3:
+        return self.isam.calculateEstimatePose3(key)
+
+    def calculateEstimateVector(self, key: int):
+        return self.isam.calculateEstimateVector(key)
+
+    def calculateEstimateConstantBias(self, key: int) -> gtsam.imuBias.ConstantBias:
+        return self.isam.calculateEstimateConstantBias(key)
+
+    def marginalCovariance(self, key: int):
+        return self.isam.marginalCovariance(key)
