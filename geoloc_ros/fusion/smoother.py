@@ -3,10 +3,10 @@
 GTSAM's IncrementalFixedLagSmoother re-orders on every update: it marks the variables
 leaving the window, with every cache below them, and constrains them to be eliminated
 first. On a chain of keyframes that re-eliminates most of the window each time (about
-250 of 320 variables after some relinearizations, ~8 ms). iSAM2's own incremental
-ordering puts the newly observed variables last, so on a chain the oldest ones are
-already leaves: this smoother calls `marginalizeLeaves` directly and re-orders (the
-IncrementalFixedLagSmoother way) only when they are not.
+250 of 320 variables after some relinearizations, ~8 ms). Here iSAM2 orders its
+incremental updates itself (newly observed variables last); every `batch_s` the window
+is re-eliminated once in time order, which makes the old variables the leaves that
+`marginalizeLeaves` requires, and they are dropped together.
 """
 
 from __future__ import annotations
@@ -36,11 +36,10 @@ class FixedLagSmoother:
             self._stamp_s[key] = max(t, self._stamp_s.get(key, t))
             self._t_newest_s = max(self._t_newest_s, t)
         t_cut = self._t_newest_s - self.lag_s
-        if t_cut - self._t_marginalized_s < self.batch_s:
-            self.isam.update(graph, values)
-            return
-        old = [key for key, t in self._stamp_s.items() if t < t_cut]
-        self._t_marginalized_s = t_cut
+        old = []
+        if t_cut - self._t_marginalized_s >= self.batch_s:
+            self._t_marginalized_s = t_cut
+            old = [key for key, t in self._stamp_s.items() if t < t_cut]
         if not old:
             self.isam.update(graph, values)
             return
