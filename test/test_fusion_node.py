@@ -10,7 +10,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not importable (make test installs it)")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import Odometry, Path
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Imu, NavSatFix
 from tf2_msgs.msg import TFMessage
@@ -94,6 +94,8 @@ def test_drive_gives_pose_tf_and_filtered_fix_bad_inputs_warn(context):
     got_odom: list[Odometry] = []
     got_fix: list[NavSatFix] = []
     got_diag: list[DiagnosticArray] = []
+    got_path: list[Path] = []
+    probe.create_subscription(Path, "path", got_path.append, RELIABLE_QOS)
     probe.create_subscription(TFMessage, "/tf", got_tf.append, TF_QOS)
     probe.create_subscription(Odometry, "odometry/global", got_odom.append, RELIABLE_QOS)
     probe.create_subscription(NavSatFix, "fix/filtered", got_fix.append, RELIABLE_QOS)
@@ -126,6 +128,8 @@ def test_drive_gives_pose_tf_and_filtered_fix_bad_inputs_warn(context):
     assert pairs == {("map", "odom"), ("odom", "base_link")}
     assert got_fix[-1].position_covariance_type == NavSatFix.COVARIANCE_TYPE_KNOWN
     assert len(node.path_poses) >= 2
+    assert spin_until(executor, lambda: got_path, 2.0), "no path within a timer period"
+    assert got_path[-1].header.frame_id == "map" and 1 <= len(got_path[-1].poses) <= 8
 
     send("imu", imu_msg(T0_S + 4.005, nan=True))  # rejected, not a crash
     send("fix", fix_msg(T0_S + 4.005, nan_cov=True))
@@ -241,3 +245,10 @@ def test_outputs_wait_until_the_heading_is_known():
     assert gated is not None and ungated is not None
     assert math.sqrt(gated.cov_pose_6x6[5, 5]) <= 0.02
     assert math.sqrt(ungated.cov_pose_6x6[5, 5]) > 0.02 and ungated.t_s < gated.t_s
+
+
+def test_benchmark_calls_the_path_timer_at_the_node_rate():
+    from geoloc_ros.benchmarks import fusion as bench
+    from geoloc_ros.nodes.fusion_node import PATH_PUBLISH_HZ
+
+    assert bench.PATH_PUBLISH_HZ == PATH_PUBLISH_HZ

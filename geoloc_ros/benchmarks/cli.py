@@ -44,8 +44,8 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
     lat = r["node_latency"]
     print(f"fusion benchmark through {lat['code_path']}, {lat['drive_s']:.0f} s car drive")
     print(f"{'':<22}{'median ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'n':>8}")
-    for key in ("imu_sample_ms", "keyframe_update_ms", "other_inputs_ms"):
-        s = lat[key]
+    for key in ("imu_sample_ms", "keyframe_update_ms", "other_inputs_ms", "path_publish_ms"):
+        s = lat.get(key)
         if s:
             print(f"{key:<22}{s['median']:>10.3f}{s['p95']:>9.3f}{s['p99']:>9.3f}"
                   f"{s['max']:>9.2f}{s['n']:>8}")  # fmt: skip

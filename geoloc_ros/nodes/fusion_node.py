@@ -8,8 +8,9 @@ Out: `odometry/global` (nav_msgs/Odometry `map` -> `base_link`, with covariance)
      from the IMU-rate state decimated to `output_rate_hz`; `fix/filtered`
      (sensor_msgs/NavSatFix) at every keyframe (`keyframe_period_s`, 10 Hz by default);
      `path` (nav_msgs/Path in `map`, the last `path_max_poses` keyframe poses) gaining a
-     pose and republished at PATH_RATE_HZ; /diagnostics: per-input rates and rejections,
-     plus a "fusion" status (state, covariance health, gating, internal errors).
+     pose at PATH_RATE_HZ and republished by a timer at PATH_PUBLISH_HZ, off the keyframe
+     handler (a 2000-pose Path costs milliseconds to publish); /diagnostics: per-input rates
+     and rejections, plus a "fusion" status (state, covariance health, gating, internal errors).
 All estimation is FusionPipeline's, the same code `geoloc eval` replays offline.
 """
 
@@ -47,6 +48,7 @@ from geoloc_ros.types import NavState
 
 NODE_NAME = "fusion_node"
 PATH_RATE_HZ = 2.0  # path poses: 5 m apart at 10 m/s; 2000 poses hold ~17 min
+PATH_PUBLISH_HZ = 1.0  # RViz trail refresh; the whole Path is resent each time
 ERROR_WINDOW_S = 5.0  # the "fusion" status stays ERROR this long after an internal error
 
 INPUT_TYPES: dict[str, tuple[type, Any]] = {
@@ -84,6 +86,8 @@ class FusionNode(Node):
         self._odom_pub = self.create_publisher(Odometry, "odometry/global", OUTPUT_QOS)
         self._fix_pub = self.create_publisher(NavSatFix, "fix/filtered", OUTPUT_QOS)
         self._path_pub = self.create_publisher(Path, "path", RELIABLE_QOS)
+        self._path_dirty = False
+        self.create_timer(1.0 / PATH_PUBLISH_HZ, self.publish_path)
         for name in INPUTS:
             msg_type, qos = INPUT_TYPES[name]
             self.create_subscription(
@@ -102,6 +106,7 @@ class FusionNode(Node):
         self._output_rate.reset()
         self._path_rate.reset()
         self.path_poses.clear()
+        self._path_dirty = False
 
     def on_message(self, name: str, msg: Any) -> None:
         """The node's one boundary: bad data is counted, an internal error logged and reset."""
@@ -185,7 +190,18 @@ class FusionNode(Node):
             orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
         )
         self.path_poses.append(PoseStamped(header=header, pose=pose))
-        self._path_pub.publish(Path(header=header, poses=list(self.path_poses)))
+        self._path_dirty = True
+
+    def publish_path(self) -> None:
+        """Resend the path if it gained a pose (timer callback, off the keyframe handler)."""
+        if not self._path_dirty or not self.path_poses:
+            return
+        self._path_dirty = False
+        header = self.path_poses[-1].header
+        try:
+            self._path_pub.publish(Path(header=header, poses=list(self.path_poses)))
+        except Exception as exc:  # a display topic: log it, the estimate is unaffected
+            self.get_logger().error(f"path: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     # -- diagnostics ----------------------------------------------------------------------
     def _fusion_status(self, now_s: float) -> list[InputStatus]:
