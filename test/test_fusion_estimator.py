@@ -92,7 +92,9 @@ def _figure_eight_run(jump_m: float = 0.0, seed: int = 0, drop_burst: bool = Fal
         fixes = out
     if drop_burst:  # the reference: the same drive with those fixes simply missing
         fixes = [f for f in fixes if not 30.0 <= f.t_s < 33.0]
-    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False)
+    # quickdrive's receiver errs as white noise: the estimator's GNSS model matches it
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                       gnss_bias_sigma_m=0.0)  # fmt: skip
     est = FusionEstimator(cfg)
     events = sorted(
         [(s.t_s, 0, s) for s in imu] + [(f.t_s, 1, f) for f in fixes], key=lambda e: e[:2]
@@ -183,7 +185,11 @@ def _outage_run_with_wheel(delay_s: float | None):
     t_wheel = np.arange(0.0, 50.0, 0.02)
     speed = np.linalg.norm(traj.state(t_wheel)["v"][:, :2], axis=1)
     speed += rng.normal(0, 0.05, len(t_wheel))
-    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=delay_s is not None)
+    cfg = FusionConfig(
+        datum=list(quickdrive.DEFAULT_DATUM),
+        use_wheel_speed=delay_s is not None,
+        gnss_bias_sigma_m=0.0,
+    )  # a white-noise receiver, as above
     est = FusionEstimator(cfg)
     events = [(s.t_s, 0, s) for s in quickdrive.imu(traj, t_imu)] + [(f.t_s, 1, f) for f in fixes]
     if delay_s is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -95,8 +95,8 @@ BUILDERS = {  # (t_s, offset_m) -> a healthy message
 class Feeder:
     """Feeds a pipeline and keeps its own count of the rejections `handle` raised."""
 
-    def __init__(self) -> None:
-        self.pipe = FusionPipeline(CFG)
+    def __init__(self, cfg: FusionConfig = CFG) -> None:
+        self.pipe = FusionPipeline(cfg)
         self.raised: Counter[tuple[str, str]] = Counter()
         self.k = 0  # IMU tick of the healthy stream
         self.last: dict[str, float] = {}  # last healthy stamp per input
@@ -133,8 +133,8 @@ class Feeder:
         return out
 
 
-def warmed_up() -> Feeder:
-    f = Feeder()
+def warmed_up(cfg: FusionConfig = CFG) -> Feeder:
+    f = Feeder(cfg)
     f.feed("imu", imu_msg(T0))
     f.feed("fix", fix_msg(T0))  # the first fix sets the map datum: truth_m(T0) = 0
     f.drive(WARMUP_S)
@@ -593,17 +593,36 @@ def test_a_10_km_gnss_jump_is_gated_and_the_state_stays_put():
     assert f.pipe.resets == 0 and f.pipe.estimator.counts["gnss_divergence_reset"] == 0
 
 
-@pytest.mark.parametrize(("name", "offset_m"), [(LOC, 100.0), (LOC, 1e4), (NET, 1e3), (NET, 1e4)])
-def test_an_outlier_visual_fix_resets_the_fusion_instead_of_running_away(name, offset_m):
-    """Visual fixes are not gated by default (visual_gate_chi2 = 0): one fix 100 m off
-    with a 0.5 m sigma once drove the smoother to |v| ~ 1e100 m/s and GTSAM's
-    IndeterminantLinearSystem out of handle() a few seconds later."""
+OUTLIERS = [(LOC, 100.0), (LOC, 1e4), (NET, 1e3), (NET, 1e4)]
+
+
+@pytest.mark.parametrize(("name", "offset_m"), OUTLIERS)
+def test_an_outlier_visual_fix_is_gated_and_the_state_stays_put(name, offset_m):
+    """A visual fix far off with a 0.5 m sigma fails the visual gate (on by default)."""
     f = warmed_up()
     f.feed(name, bad(name, offset=(offset_m, 0.0, 0.0)).build(f))
-    assert not f.raised
-    f.drive(10.0)
+    f.drive(3.0)
     est = f.pipe.estimator
-    assert est.counts["state_divergence_reset"] + est.counts["smoother_failure_reset"] >= 1
+    assert not f.raised and f.pipe.resets == 0
+    assert est.counts["pose3_gated"] + est.counts["pose6_gated"] == 1
+    s = est.state
+    assert np.linalg.norm(s.p_m - truth_m(s.t_s)) < 1.0
+
+
+@pytest.mark.parametrize(("name", "offset_m"), OUTLIERS)
+def test_an_ungated_outlier_visual_fix_ends_in_a_reset_not_a_runaway(name, offset_m):
+    """With visual_gate_chi2 = 0 the outlier enters the graph: one 100 m off once drove
+    the smoother to |v| ~ 1e100 m/s and GTSAM's IndeterminantLinearSystem out of
+    handle(); with the GNSS error state it can instead hold the track off while every
+    fix is gated. Either way a reset ends it within gnss_gate_reset_s."""
+    cfg = replace(CFG, visual_gate_chi2=0.0)
+    f = warmed_up(cfg)
+    f.feed(name, bad(name, offset=(offset_m, 0.0, 0.0)).build(f))
+    assert not f.raised
+    f.drive(cfg.gnss_gate_reset_s + 2.0 + SETTLE_S)
+    est = f.pipe.estimator
+    resets = ("state_divergence_reset", "smoother_failure_reset", "gnss_divergence_reset")
+    assert sum(est.counts[k] for k in resets) >= 1, dict(est.counts)
     assert est.initialized and state_is_finite(f.pipe)
     s = est.state
     assert np.linalg.norm(s.p_m - truth_m(s.t_s)) < 1.0
