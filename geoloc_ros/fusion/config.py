@@ -26,6 +26,9 @@ class FusionConfig:
     # smoother
     keyframe_period_s: float = 0.1
     lag_s: float = 10.0
+    # variables older than lag_s leave the window together, every this often: each batch
+    # re-eliminates the whole window once (the keyframe's p99), so rarer is cheaper
+    marginalize_every_s: float = 3.0
     # iSAM2: check only the cliques an update touches for relinearization; measured on a
     # 120 s car drive, keyframe p95 12.5 -> 7.6 ms with the same error (benchmarks/README)
     relinearize_partial_check: bool = True
@@ -115,6 +118,7 @@ class FusionConfig:
             "imu_accel_limit_mps2",
             "imu_gyro_limit_radps",
             "output_rate_hz",
+            "marginalize_every_s",
         ]
         for name in positive:
             if not getattr(self, name) > 0:

@@ -355,7 +355,7 @@ class FusionEstimator:
         params = gtsam.ISAM2Params()
         params.setFactorization("QR")  # gtsam 4.3.0's Cholesky fails on loose GNSS priors
         params.enablePartialRelinearizationCheck = c.relinearize_partial_check
-        self._smoother = FixedLagSmoother(c.lag_s, params)
+        self._smoother = FixedLagSmoother(c.lag_s, params, c.marginalize_every_s)
         sp = np.sqrt(np.maximum(np.diag(cov), 0.01))
         graph = gtsam.NonlinearFactorGraph()
         if yaw_sigma is None:
