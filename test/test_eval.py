@@ -126,6 +126,20 @@ def test_comma2k19_fusion_beats_the_ublox_on_real_data(tmp_path):
     assert fus < 0.65  # measured 0.55; the latency model is what buys most of it
 
 
+def test_husky_dead_reckoning_ends_where_the_upstream_ekf_regression_expects(tmp_path):
+    """robot_localization's own regression test on test1.bag (IMU + wheel odometry, no
+    GNSS) expects its EKF to end within 1.05 m of (-40.05, -76.99, -2.70) in odom."""
+    src = SHARED_DATA / "robot_localization_bag" / "test1.bag"
+    if not src.is_file():
+        pytest.skip(f"real sensor data not found at {src} (developer checkouts only)")
+    bag = tmp_path / "t.mcap"
+    IMPORTERS["rosbag1"]().run(src, bag, progress=False)
+    cfg = fusion_config(CONFIGS / "datasets" / "husky_test1.yaml")
+    rep = run_eval(bag, tmp_path / "out", cfg, ["fusion"], no_gnss=True, progress=False)
+    final = np.array(rep["estimates"]["fusion"]["final_position_m"])
+    assert np.linalg.norm(final - [-40.05, -76.99, -2.70]) < 1.05, final  # measured 0.86
+
+
 def test_estimators_the_bag_cannot_feed_are_named_and_the_rest_run(bag, tmp_path, caplog):
     """The figure-eight bag has IMU and fixes but no camera: PoseNet and the map
     localizer are skipped by name with their missing topics; the fusion still runs."""
@@ -159,3 +173,38 @@ def test_rejections_csv_names_the_input_and_why(tmp_path):
     ]
     assert rows[1]["message"] == "Mahalanobis gate"
     assert "visual_standstill_period_s" in rows[2]["message"]
+
+
+def test_jump_response_measures_how_far_a_burst_moved_the_track():
+    """A 0.8 m constant error is not a move; a 1.5 m pull during the burst is, and a
+    drift that began before the burst counts only from the burst's start."""
+    from geoloc_ros.eval.metrics import Errors, jump_response
+    from geoloc_ros.eval.trajectory import Trajectory
+
+    t = np.arange(0.0, 20.0, 0.1)
+    q = np.tile([0.0, 0.0, 0.0, 1.0], (len(t), 1))
+    truth = np.c_[t, np.zeros((len(t), 2))]
+
+    def errors(offset_m: np.ndarray) -> Errors:
+        p = truth + offset_m
+        return Errors(
+            Trajectory(t, p, q), Trajectory(t, truth, q), np.linalg.norm(offset_m[:, :2], axis=1)
+        )
+
+    burst = (t >= 8.0) & (t < 11.0)
+    raw = np.zeros((len(t), 3))
+    raw[burst, 0] = 20.0
+    still = np.tile([0.8, 0.0, 0.0], (len(t), 1))
+    pulled = still.copy()
+    pulled[burst, 0] += 1.5 * (t[burst] - 8.0) / 3.0
+    drift = np.c_[0.1 * t, np.zeros((len(t), 2))]  # 0.1 m/s: 0.35 m more by 11.5 s
+    rep_still = jump_response(errors(still), errors(raw))
+    assert rep_still["episodes"] == 1 and rep_still["raw_max_error_m"] == pytest.approx(20.0)
+    assert rep_still["fused_max_shift_m"] == pytest.approx(0.0, abs=1e-9)
+    assert rep_still["fused_max_error_m"] == pytest.approx(0.8)
+    assert jump_response(errors(pulled), errors(raw))["fused_max_shift_m"] == pytest.approx(
+        1.5, abs=0.06
+    )
+    assert jump_response(errors(drift), errors(raw))["fused_max_shift_m"] == pytest.approx(
+        0.35, abs=0.02
+    )

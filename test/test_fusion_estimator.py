@@ -208,6 +208,35 @@ def _outage_run_with_wheel(delay_s: float | None):
     return est, worst
 
 
+def test_the_start_takes_its_speed_from_the_wheels():
+    """Wheel speed 4 % high (a tyre scale the prior allows): the initial velocity has
+    the wheels' speed along the fitted track, not the 3 s line fit's speed."""
+    traj = quickdrive.FigureEight()
+    ltp = LocalTangentPlane(*quickdrive.DEFAULT_DATUM)
+    rng = np.random.default_rng(3)
+    fixes = quickdrive.gnss(traj, np.arange(0.0, 20.0, 0.2), ltp, rng, 1.0, 2.0)
+    t_wheel = np.arange(0.0, 20.0, 0.02)
+    speed = 1.04 * np.linalg.norm(traj.state(t_wheel)["v"][:, :2], axis=1)
+    est = FusionEstimator(FusionConfig(datum=list(quickdrive.DEFAULT_DATUM)))
+    events = [(s.t_s, 0, s) for s in quickdrive.imu(traj, np.arange(0.0, 20.0, 0.005))]
+    events += [(f.t_s, 1, f) for f in fixes]
+    events += [(t, 2, (t, v)) for t, v in zip(t_wheel, speed, strict=True)]
+    for _, kind, item in sorted(events, key=lambda e: e[:2]):
+        if kind == 0:
+            est.on_imu(item)
+        elif kind == 1:
+            est.on_gnss(item)
+        else:
+            est.on_wheel_speed(item[0], item[1], 0.05**2)
+        if est.initialized:
+            break
+    assert est.counts["init_speed_from_wheel"] == 1
+    t0 = est.state.t_s
+    true_v = traj.state(np.array([t0]))["v"][0, :2]
+    v = est.state.v_mps[:2]
+    assert np.linalg.norm(v) == pytest.approx(1.04 * np.linalg.norm(true_v), rel=0.01)
+
+
 def test_late_wheel_speed_still_reaches_its_keyframes():
     """Wheel odometry 0.15 s late (a CAN gateway, a busy executor) helps as much as on time."""
     on_time, err_on_time = _outage_run_with_wheel(0.0)

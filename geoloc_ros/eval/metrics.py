@@ -82,7 +82,9 @@ def window_max(errors: Errors, window_s: tuple[float, float] | None) -> float | 
 
 
 def jump_response(errors: Errors, raw: Errors) -> dict[str, float | int] | None:
-    """Where raw GNSS is off by > 10 m (multipath), how far off is the estimate at most?"""
+    """Where raw GNSS is off by > 10 m (multipath), how far off is the estimate at most,
+    and how far did the jump move it: the largest change of the horizontal error vector
+    (until 0.5 s after it) from its value just before the episode began."""
     bad = raw.err_h_m > JUMP_RAW_ERROR_M
     if not bad.any():
         return None
@@ -94,7 +96,23 @@ def jump_response(errors: Errors, raw: Errors) -> dict[str, float | int] | None:
         "episodes": starts,
         "raw_max_error_m": float(raw.err_h_m[bad].max()),
         "fused_max_error_m": float(errors.err_h_m[near].max()) if near.any() else float("nan"),
+        "fused_max_shift_m": _max_shift(errors, t_bad),
     }
+
+
+def _max_shift(errors: Errors, t_bad: np.ndarray) -> float:
+    """Largest move of the error vector within a run of bad fixes (gaps under 1 s)."""
+    e = errors.est.p_m[:, :2] - errors.ref.p_m[:, :2]
+    t = errors.t_s
+    worst = float("nan")
+    for run in np.split(t_bad, np.flatnonzero(np.diff(t_bad) > 1.0) + 1):
+        before = np.flatnonzero(t < run[0])
+        inside = (t >= run[0]) & (t <= run[-1] + 0.5)
+        if not len(before) or not inside.any():
+            continue
+        shift = float(np.linalg.norm(e[inside] - e[before[-1]], axis=1).max())
+        worst = shift if np.isnan(worst) else max(worst, shift)
+    return worst
 
 
 def nees(errors: Errors) -> dict[str, float] | None:

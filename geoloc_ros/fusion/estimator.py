@@ -316,6 +316,12 @@ class FusionEstimator:
         if dof > 0 and float(np.sum(resid**2)) / sigma_h**2 > chi2.ppf(0.999, dof):
             return  # the fixes do not lie on a line: a multipath jump or a turn; wait
         sigma_v = sigma_h * np.sqrt(12.0 / len(t)) / (t[-1] - t[0])
+        wheel = self._wheel_speed_at(t1) if c.use_wheel_speed else None
+        if wheel is not None and wheel[0] > c.init_min_speed_mps:
+            # the fit's direction at the encoders' speed: a 3 s line through fixes with a
+            # correlated error once started a car 12 % slow, and the scale state took it
+            v[:2] *= wheel[0] / speed
+            self.counts["init_speed_from_wheel"] += 1
         self._initialize(t1, p1, recent[-1][2], v, sigma_v)
 
     def _heading_change(self, t_a: float, t_b: float) -> float:
