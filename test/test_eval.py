@@ -176,8 +176,9 @@ def test_rejections_csv_names_the_input_and_why(tmp_path):
 
 
 def test_jump_response_measures_how_far_a_burst_moved_the_track():
-    """A 0.8 m constant error is not a move; a 1.5 m pull during the burst is, and a
-    drift that began before the burst counts only from the burst's start."""
+    """A 0.8 m constant error is not a move; a 1.5 m pull during the burst is, a drift
+    that began before the burst counts only from the burst's start, and a burst that
+    ends an outage is no move of its own."""
     from geoloc_ros.eval.metrics import Errors, jump_response
     from geoloc_ros.eval.trajectory import Trajectory
 
@@ -208,3 +209,8 @@ def test_jump_response_measures_how_far_a_burst_moved_the_track():
     assert jump_response(errors(drift), errors(raw))["fused_max_shift_m"] == pytest.approx(
         0.35, abs=0.02
     )
+    gap = ~((t >= 3.0) & (t < 8.0))  # no fixes for 5 s before the burst
+    raw_after_gap = Errors(Trajectory(t[gap], truth[gap] + raw[gap], q[gap]),
+                           Trajectory(t[gap], truth[gap], q[gap]), raw[gap, 0])  # fmt: skip
+    rep = jump_response(errors(pulled), raw_after_gap)
+    assert rep["episodes"] == 1 and rep["fused_max_shift_m"] is None

@@ -81,10 +81,12 @@ def window_max(errors: Errors, window_s: tuple[float, float] | None) -> float | 
     return float(errors.err_h_m[m].max()) if m.any() else None
 
 
-def jump_response(errors: Errors, raw: Errors) -> dict[str, float | int] | None:
+def jump_response(errors: Errors, raw: Errors) -> dict[str, float | int | None] | None:
     """Where raw GNSS is off by > 10 m (multipath), how far off is the estimate at most,
     and how far did the jump move it: the largest change of the horizontal error vector
-    (until 0.5 s after it) from its value just before the episode began."""
+    (until 0.5 s after it) from its value just before the episode began. An episode
+    that ends a GNSS gap (an outage) is left out of the move: there the fixes coming
+    back correct the dead-reckoned track, a move the jump did not cause."""
     bad = raw.err_h_m > JUMP_RAW_ERROR_M
     if not bad.any():
         return None
@@ -96,22 +98,26 @@ def jump_response(errors: Errors, raw: Errors) -> dict[str, float | int] | None:
         "episodes": starts,
         "raw_max_error_m": float(raw.err_h_m[bad].max()),
         "fused_max_error_m": float(errors.err_h_m[near].max()) if near.any() else float("nan"),
-        "fused_max_shift_m": _max_shift(errors, t_bad),
+        "fused_max_shift_m": _max_shift(errors, t_bad, raw.t_s),
     }
 
 
-def _max_shift(errors: Errors, t_bad: np.ndarray) -> float:
-    """Largest move of the error vector within a run of bad fixes (gaps under 1 s)."""
+def _max_shift(errors: Errors, t_bad: np.ndarray, t_fix: np.ndarray) -> float | None:
+    """Largest move of the error vector within a run of bad fixes (gaps under 1 s) that
+    a fix less than 1 s before it precedes; None without such a run."""
     e = errors.est.p_m[:, :2] - errors.ref.p_m[:, :2]
     t = errors.t_s
-    worst = float("nan")
+    worst = None
     for run in np.split(t_bad, np.flatnonzero(np.diff(t_bad) > 1.0) + 1):
         before = np.flatnonzero(t < run[0])
+        earlier = t_fix[t_fix < run[0]]
+        if not len(earlier) or run[0] - earlier[-1] > 1.0:
+            continue
         inside = (t >= run[0]) & (t <= run[-1] + 0.5)
         if not len(before) or not inside.any():
             continue
         shift = float(np.linalg.norm(e[inside] - e[before[-1]], axis=1).max())
-        worst = shift if np.isnan(worst) else max(worst, shift)
+        worst = shift if worst is None else max(worst, shift)
     return worst
 
 
