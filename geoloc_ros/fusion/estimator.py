@@ -584,6 +584,11 @@ class FusionEstimator:
         H = np.hstack([-R @ skew(self._lever), R])
         S = H @ P @ H.T + cov + np.eye(3) * (0.5 * dt) ** 2
         if biased:
+            # the receiver error at its stationary variance, not its joint marginal with
+            # the pose: the gate then does not take a drift of g the state has not followed
+            # for an outlier. With the joint (p + g known to ~0.3 m) twice as many fixes were
+            # gated and the simulated car 12's outage error went 0.91 -> 16.0 m, drone
+            # seeds 9-12 RMSE 1.1-7.0 -> 12.8-15.5 m (2026-12-03)
             S = S + self._gbias_cov
         inn = Innovation(t_meas, r, S, cov, float(r @ np.linalg.solve(S, r)))
         verdict = self._admission.judge(inn)
