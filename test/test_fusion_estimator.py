@@ -321,11 +321,11 @@ def test_a_long_burst_stays_out_after_the_state_covariance_outgrows_its_offset()
     assert est.counts["gnss_divergence_reset"] == 0
 
 
-def _standing_with_repeated_views(period_s: float) -> FusionEstimator:
+def _standing_with_repeated_views(period_s: float, tau_s: float = 0.0) -> FusionEstimator:
     """8 s at rest with a 6-DoF fix 15 deg off in yaw (sigma 20 deg) five times a second,
     as PoseNet gives from one view: the same error every time."""
     cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
-                       visual_standstill_period_s=period_s)  # fmt: skip
+                       visual_standstill_period_s=period_s, posenet_error_tau_s=tau_s)  # fmt: skip
     est = FusionEstimator(cfg)
     yaw = np.radians(15.0)
     q = np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])
@@ -412,3 +412,25 @@ def test_a_visual_fix_far_from_the_latest_gnss_fix_does_not_start_the_fusion():
     assert not far.initialized and far.counts["pose_init_refused_by_gnss"] == 1
     near = _start_with_one_gnss_fix_then_a_pose_fix(5.0)
     assert near.initialized and near.counts["pose_init_refused_by_gnss"] == 0
+
+
+def test_correlated_fixes_count_as_the_evidence_they_hold():
+    """The same stream with posenet_error_tau_s = 10 s: fixes 0.2 s apart whose errors
+    are that correlated carry about one fix's information, so the yaw sigma stays near
+    the single fix's, as the standstill rule gives; independent, it shrinks to a third."""
+    correlated = _standing_with_repeated_views(0.0, tau_s=10.0)
+    independent = _standing_with_repeated_views(0.0)
+    sigma_c = np.degrees(np.sqrt(correlated.state.cov_pose_6x6[5, 5]))
+    sigma_i = np.degrees(np.sqrt(independent.state.cov_pose_6x6[5, 5]))
+    assert correlated.counts["pose6_used"] == independent.counts["pose6_used"] >= 35
+    assert sigma_c > 12.0 and sigma_i < 0.5 * sigma_c, (sigma_c, sigma_i)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"posenet_error_tau_s": -1.0}, {"map_localizer_error_tau_s": -0.1}]
+)
+def test_a_negative_correlation_time_is_a_config_error(bad):
+    from geoloc_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="error_tau_s"):
+        FusionConfig(**bad)

@@ -81,6 +81,11 @@ class FusionConfig:
     # while the vehicle stands, each visual source counts once per this period: the same
     # view repeats the same error; 0 = take every fix
     visual_standstill_period_s: float = 2.0
+    # correlation time of each localizer's error (exponential): a fix dt after the last
+    # one its source gave has its covariance scaled by (1 + a) / (1 - a), a = exp(-dt/tau),
+    # so a fast stream of correlated fixes counts as the evidence it holds; 0 = independent
+    map_localizer_error_tau_s: float = 0.0
+    posenet_error_tau_s: float = 0.0
     # initialisation: heading from motion (GNSS), from a visual fix, or - with
     # start_at_origin - at the map origin with the IMU's orientation (dead reckoning)
     start_at_origin: bool = False
@@ -133,6 +138,8 @@ class FusionConfig:
             raise ConfigError("gnss_bias_sigma_m must be >= 0 and gnss_bias_tau_s > 0")
         if self.gnss_readmit_chi2 <= 0 or self.gnss_readmit_fixes < 0:
             raise ConfigError("gnss_readmit_chi2 must be positive and gnss_readmit_fixes >= 0")
+        if not (self.map_localizer_error_tau_s >= 0 and self.posenet_error_tau_s >= 0):
+            raise ConfigError("map_localizer_error_tau_s and posenet_error_tau_s must be >= 0")
         if not self.visual_standstill_period_s >= 0:
             raise ConfigError(
                 f"visual_standstill_period_s must be >= 0, got {self.visual_standstill_period_s}"

@@ -633,7 +633,8 @@ class FusionEstimator:
         v = self._keyframe(j)[1]
         p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
         R = matrix_from_xyzw(fix.q_xyzw)
-        noise = gtsam.noiseModel.Gaussian.Covariance(pose_noise_covariance(fix))
+        cov = pose_noise_covariance(fix) * self._correlation_scale(fix.source, t_meas)
+        noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if fix.dof == 3:
             yaw = np.arctan2(R[1, 0], R[0, 0])
             factor = planar_pose_factor(X(j), [p[0], p[1], yaw], noise)
@@ -649,6 +650,20 @@ class FusionEstimator:
         self._view_used[fix.source] = (t_meas, self._keyframe(j)[0].translation())
         self.counts[f"pose{fix.dof}_used"] += 1
         self.decisions.append(Decision(t_meas, True, f"pose{fix.dof}"))
+
+    def _correlation_scale(self, source: str, t_meas: float) -> float:
+        """Variance factor for a fix whose error is correlated with the last used fix of
+        its source: (1 + a) / (1 - a), a = exp(-dt / tau), the sum over an exponentially
+        correlated stream at that spacing; 1 with tau = 0 or no earlier fix."""
+        tau = {
+            "map_localizer": self.cfg.map_localizer_error_tau_s,
+            "posenet": self.cfg.posenet_error_tau_s,
+        }.get(source, 0.0)
+        last = self._view_used.get(source)
+        if tau <= 0 or last is None:
+            return 1.0
+        a = float(np.exp(-max(t_meas - last[0], 1e-3) / tau))
+        return (1.0 + a) / (1.0 - a)
 
     def _repeats_standing_view(self, j: int, t_meas: float, source: str) -> bool:
         """Whether a visual fix would repeat one its source gave less than
