@@ -126,12 +126,10 @@ def test_comma2k19_fusion_beats_the_ublox_on_real_data(tmp_path):
     assert fus < 0.65  # measured 0.55; the latency model is what buys most of it
 
 
-def test_husky_dead_reckoning_ends_where_the_upstream_ekf_regression_expects(tmp_path):
+def test_husky_dead_reckoning_ends_where_the_upstream_ekf_regression_expects(tmp_path, shared_data):
     """robot_localization's own regression test on test1.bag (IMU + wheel odometry, no
     GNSS) expects its EKF to end within 1.05 m of (-40.05, -76.99, -2.70) in odom."""
-    src = SHARED_DATA / "robot_localization_bag" / "test1.bag"
-    if not src.is_file():
-        pytest.skip(f"real sensor data not found at {src} (developer checkouts only)")
+    src = shared_data / "robot_localization_bag" / "test1.bag"
     bag = tmp_path / "t.mcap"
     IMPORTERS["rosbag1"]().run(src, bag, progress=False)
     cfg = fusion_config(CONFIGS / "datasets" / "husky_test1.yaml")

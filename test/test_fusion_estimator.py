@@ -173,6 +173,16 @@ def test_no_heading_from_a_multipath_ramp_while_standing_still():
     assert not est.initialized
 
 
+def _feed(est: FusionEstimator, kind: int, item) -> None:
+    """One event: 0 an IMU sample, 1 a GNSS fix, 2 (stamp, speed) of wheel speed."""
+    if kind == 0:
+        est.on_imu(item)
+    elif kind == 1:
+        est.on_gnss(item)
+    else:
+        est.on_wheel_speed(item[0], item[1], 0.05**2)
+
+
 def _outage_run_with_wheel(delay_s: float | None):
     """Figure eight, GNSS withheld 30-45 s; wheel speed at 50 Hz arriving `delay_s` after
     its stamp (None: no wheel speed). Returns (estimator, max error inside the outage)."""
@@ -196,12 +206,7 @@ def _outage_run_with_wheel(delay_s: float | None):
         events += [(t + delay_s, 2, (t, v)) for t, v in zip(t_wheel, speed, strict=True)]
     worst = 0.0
     for t, kind, item in sorted(events, key=lambda e: e[:2]):
-        if kind == 0:
-            est.on_imu(item)
-        elif kind == 1:
-            est.on_gnss(item)
-        else:
-            est.on_wheel_speed(item[0], item[1], 0.05**2)
+        _feed(est, kind, item)
         if kind == 0 and est.state is not None and 30.0 <= t < 45.0:
             p_true = traj.state(np.array([est.state.t_s]))["p"][0]
             worst = max(worst, float(np.linalg.norm(est.state.p_m[:2] - p_true[:2])))
@@ -222,12 +227,7 @@ def test_the_start_takes_its_speed_from_the_wheels():
     events += [(f.t_s, 1, f) for f in fixes]
     events += [(t, 2, (t, v)) for t, v in zip(t_wheel, speed, strict=True)]
     for _, kind, item in sorted(events, key=lambda e: e[:2]):
-        if kind == 0:
-            est.on_imu(item)
-        elif kind == 1:
-            est.on_gnss(item)
-        else:
-            est.on_wheel_speed(item[0], item[1], 0.05**2)
+        _feed(est, kind, item)
         if est.initialized:
             break
     assert est.counts["init_speed_from_wheel"] == 1
