@@ -63,3 +63,12 @@ def test_unwritable_output_is_one_line(tmp_path):
     out = run("demo", "--duration", "5", "--out", str(blocker / "sub"), "-q")
     assert out.returncode == 1
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_dataset_split_fractions_that_do_not_sum_to_one_are_one_line(tmp_path):
+    out = run("sim", "dataset", "--world", str(tmp_path / "w"), "--fractions", "0.5", "0.5",
+              "0.5", "--out", str(tmp_path / "d"))  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "split fractions must be positive and sum to 1" in out.stderr
+    assert not (tmp_path / "d").exists()

@@ -305,3 +305,31 @@ def test_the_onnxruntime_backend_runs_the_shipped_model_without_importing_torch(
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
+
+
+def test_fine_tuning_starts_from_the_given_model_and_refuses_one_that_does_not_fit(
+    posed, tiny_model, tmp_path
+):
+    import dataclasses
+
+    base = load_bundle(tiny_model)
+    still = dataclasses.replace(TINY, epochs=1, lr=1e-9, init=str(tiny_model))
+    train_posenet(posed, tmp_path / "tuned", still, progress=False)
+    train_posenet(posed, tmp_path / "fresh", dataclasses.replace(still, init=""), progress=False)
+    tuned, fresh = load_bundle(tmp_path / "tuned"), load_bundle(tmp_path / "fresh")
+    assert tuned.config.anchors_xy_m == base.config.anchors_xy_m
+    weights = [k for k in base.state if k.endswith("weight") and base.state[k].ndim > 1]
+    assert weights
+    for k in weights:  # at lr 1e-9 the weights stay the init's, not a fresh draw
+        assert np.allclose(tuned.state[k], base.state[k], atol=1e-6), k
+    assert not all(np.allclose(fresh.state[k], base.state[k], atol=1e-3) for k in weights)
+    with pytest.raises(ConfigError, match="input"):
+        train_posenet(posed, tmp_path / "bad_hw", dataclasses.replace(still, input_hw=(40, 48)),
+                      progress=False)  # fmt: skip
+    other = tmp_path / "other_area"
+    shutil.copytree(posed, other)
+    area = json.loads((other / "area.json").read_text())
+    area["datum"] = [DATUM[0] + 0.01, DATUM[1], DATUM[2]]
+    (other / "area.json").write_text(json.dumps(area))
+    with pytest.raises(ConfigError, match="another area"):
+        train_posenet(other, tmp_path / "bad_area", still, progress=False)

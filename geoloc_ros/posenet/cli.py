@@ -22,6 +22,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
         input_hw=args.input, channels=1 if args.mono else 3, mc_samples=args.samples,
         max_train=args.max_train, anchors=args.anchors, half_turn=args.half_turn,
+        init=args.init or "",
     )  # fmt: skip
     command = "geoloc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = train_posenet(args.data, args.out, tc, args.resume, not args.quiet, command)
@@ -74,6 +75,10 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
         "--half-turn",
         action="store_true",
         help="nadir cameras: show each image also turned 180 deg, as the reverse heading",
+    )
+    p.add_argument(
+        "--init",
+        help="model folder to fine-tune (same area and input; its anchors and scaling are kept)",
     )
     p.add_argument("--max-train", type=int, default=0, help="use only this many (quick checks)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoint.pt")

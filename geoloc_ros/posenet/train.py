@@ -47,6 +47,7 @@ class TrainConfig:
     anchors: int = 256  # 0 = direct position regression (original PoseNet)
     max_train: int = 0  # 0 = all training samples (a smaller number for quick checks)
     half_turn: bool = False  # nadir cameras: each image also shown turned 180 deg (halfturn.py)
+    init: str = ""  # model folder to start from (fine-tuning; keeps its anchors and scaling)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 2 or not self.lr > 0:
@@ -84,15 +85,18 @@ def train_posenet(data, out: str | Path, tc: TrainConfig, resume: bool = False,
     train = load_splits(data, "train", tc.input_hw, tc.channels, progress)
     val = load_splits(data, "val", tc.input_hw, tc.channels, progress)
     n_train = len(train) if not tc.max_train else min(tc.max_train, len(train))
-    p_mean = train.p_m.mean(0)
-    p_scale = np.maximum(train.p_m.std(0), 1.0)
-    anchors, anchor_scale = _anchors(train.p_m[:, :2], tc.anchors, tc.seed)
-    cfg = PoseNetConfig(
-        input_hw=tc.input_hw, channels=tc.channels, dropout=tc.dropout,
-        p_mean_m=tuple(float(v) for v in p_mean), p_scale_m=tuple(float(v) for v in p_scale),
-        anchors_xy_m=anchors, anchor_scale_m=anchor_scale,
-    )  # fmt: skip
-    model = PoseNet(cfg)
+    if tc.init:
+        cfg, model = _initial_model(tc, train.area)
+    else:
+        p_mean = train.p_m.mean(0)
+        p_scale = np.maximum(train.p_m.std(0), 1.0)
+        anchors, anchor_scale = _anchors(train.p_m[:, :2], tc.anchors, tc.seed)
+        cfg = PoseNetConfig(
+            input_hw=tc.input_hw, channels=tc.channels, dropout=tc.dropout,
+            p_mean_m=tuple(float(v) for v in p_mean), p_scale_m=tuple(float(v) for v in p_scale),
+            anchors_xy_m=anchors, anchor_scale_m=anchor_scale,
+        )  # fmt: skip
+        model = PoseNet(cfg)
     crit = HomoscedasticPoseLoss(cfg)
     opt = torch.optim.AdamW([*model.parameters(), *crit.parameters()], lr=tc.lr,
                             weight_decay=tc.weight_decay)  # fmt: skip
@@ -163,6 +167,25 @@ def train_posenet(data, out: str | Path, tc: TrainConfig, resume: bool = False,
         _save_checkpoint(ckpt, model, crit, opt, sched, epoch + 1, tc)
     train_s = time.monotonic() - t_start
     return _finish(model.eval(), cfg, tc, data, out, train, val, train_s, progress, command)
+
+
+def _initial_model(tc: TrainConfig, area: dict):
+    """The config and weights of `tc.init` (sha256-checked), if they fit this run.
+
+    Its anchors and position scaling are kept (`tc.anchors` is not used): the weights
+    only mean something with the anchors they were trained against.
+    """
+    from geoloc_ros.posenet.bundle import build_torch_model, load_bundle  # noqa: PLC0415
+
+    base = load_bundle(tc.init)
+    cfg = base.config
+    if tuple(cfg.input_hw) != tuple(tc.input_hw) or cfg.channels != tc.channels:
+        raise ConfigError(
+            f"--init {tc.init} takes {cfg.channels}-channel {cfg.input_hw[0]}x{cfg.input_hw[1]} "
+            f"input, this run {tc.channels}-channel {tc.input_hw[0]}x{tc.input_hw[1]}"
+        )
+    base.check_area(area.get("datum"), area.get("layout_sha256"))
+    return cfg, build_torch_model(base).train()
 
 
 def _data_names(data) -> str:

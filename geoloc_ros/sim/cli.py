@@ -88,6 +88,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         drone_camera=args.drone_camera,
         split_by=args.split_by,
         drone_heading=args.drone_heading,
+        fractions=tuple(args.fractions),
     )
     world = World.load(args.world)
     counts = write_dataset(world, cfg, Path(args.out), progress=not args.quiet)
@@ -154,6 +155,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default="area",
         help="area: train/val/test in separate bands (map localizer, default); "
         "sample: all splits over the whole world (PoseNet, one known area)",
+    )
+    p.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=(0.6, 0.2, 0.2),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="share of the samples (and, by area, of the world's width) per split",
     )
     p.add_argument("--out", required=True, help="dataset directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
