@@ -434,3 +434,51 @@ def test_a_negative_correlation_time_is_a_config_error(bad):
 
     with pytest.raises(ConfigError, match="error_tau_s"):
         FusionConfig(**bad)
+
+
+def _restart_run(warm: bool):
+    """Figure eight with a gyro and an accelerometer bias; from 30 s every fix is 40 m
+    off (a receiver that settled elsewhere), so after gnss_gate_reset_s the fusion
+    starts again from them. Returns (estimator, gyro z bias estimate just after the
+    restart, true gyro z bias)."""
+    traj = quickdrive.FigureEight()
+    ltp = LocalTangentPlane(*quickdrive.DEFAULT_DATUM)
+    rng = np.random.default_rng(5)
+    b_gyr, b_acc = np.array([0.0, 0.0, 0.004]), np.array([0.05, -0.04, 0.0])
+    imu = [ImuSample(s.t_s, s.gyro_radps + b_gyr, s.accel_mps2 + b_acc)
+           for s in quickdrive.imu(traj, np.arange(0.0, 80.0, 0.005))]  # fmt: skip
+    fixes = []
+    for f in quickdrive.gnss(traj, np.arange(0.0, 80.0, 0.2), ltp, rng, 0.5, 1.0):
+        if f.t_s >= 30.0:
+            enu = ltp.enu_from_geodetic(f.lat_deg, f.lon_deg, f.alt_m) + np.array([40.0, 0, 0])
+            f = GnssFix(f.t_s, *(float(v) for v in ltp.geodetic_from_enu(enu)), f.status,
+                        f.cov_enu_3x3, f.covariance_type, f.frame_id)  # fmt: skip
+        fixes.append(f)
+    est = FusionEstimator(FusionConfig(datum=list(quickdrive.DEFAULT_DATUM),
+                                       use_wheel_speed=False, gnss_bias_sigma_m=0.0))  # fmt: skip
+    if not warm:
+        est._carry_attitude = lambda t: None
+    after = None
+    for _, kind, item in sorted([(s.t_s, 0, s) for s in imu] + [(f.t_s, 1, f) for f in fixes],
+                                key=lambda e: e[:2]):  # fmt: skip
+        _feed(est, kind, item)
+        if after is None and est.counts["initialized"] == 2 and est.initialized:
+            after = float(est._bias.gyroscope()[2])
+    return est, after, b_gyr[2]
+
+
+def test_a_divergence_reset_keeps_the_imu_biases_it_had_learnt():
+    """Position and velocity start again from the fixes; the gyro bias learnt over 40 s
+    is carried over (warm_start.py), where a cold restart begins it at zero."""
+    warm, b_warm, b_true = _restart_run(warm=True)
+    cold, b_cold, _ = _restart_run(warm=False)
+    for est in (warm, cold):
+        assert est.counts["gnss_divergence_reset"] == 1 and est.counts["initialized"] == 2
+    assert warm.counts["warm_start"] == 1 and cold.counts["warm_start"] == 0
+    assert b_cold == 0.0
+    print(f"gyro z bias after the restart: warm {b_warm:.5f}, true {b_true:.5f}")
+    assert abs(b_warm - b_true) < 0.3 * b_true, (b_warm, b_true)
+    # it follows the fixes it restarted from (40 m east of the truth)
+    p_true = quickdrive.FigureEight().state(np.array([warm.state.t_s]))["p"][0]
+    off = warm.state.p_m[:2] - p_true[:2] - np.array([40.0, 0.0])
+    assert np.linalg.norm(off) < 2.0, off

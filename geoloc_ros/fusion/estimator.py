@@ -30,6 +30,7 @@ from geoloc_ros.fusion.factors import (
 )
 from geoloc_ros.fusion.gnss_admission import GnssAdmission, Held, Innovation
 from geoloc_ros.fusion.smoother import FixedLagSmoother
+from geoloc_ros.fusion.warm_start import CarriedAttitude
 from geoloc_ros.geo.covariance import cov_gtsam_from_ros, cov_ros_from_gtsam
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix, xyzw_from_rpy
 from geoloc_ros.geo.se3 import skew
@@ -123,6 +124,7 @@ class FusionEstimator:
         self._admission = GnssAdmission(self.cfg, self.counts, self.decisions)
         self._view_used: dict[str, tuple[float, np.ndarray]] = {}  # source -> (t, p_m)
         self._diverged = False
+        self._carried: CarriedAttitude | None = None  # set by a divergence reset
         self.state: NavState | None = None
 
     def _g(self, k: int) -> int:
@@ -152,6 +154,9 @@ class FusionEstimator:
         if s.q_xyzw is not None and s.cov_orientation_3x3 is not None:
             self._store_attitude(s)
         if not self.initialized:
+            if self._carried is not None and len(self._imu_buf) == self._imu_buf.maxlen:
+                t_old, _, w_old = self._imu_buf[0]  # about to leave the buffer: carry over it
+                self._carried = self._carried.advanced(t_old, w_old)
             self._imu_buf.append((s.t_s, acc, gyr))
             self._last_imu = (s.t_s, acc, gyr)
             if self.cfg.start_at_origin:
@@ -176,7 +181,9 @@ class FusionEstimator:
             log.warning(
                 "fusion diverged from GNSS for %.0f s: re-initialising", self.cfg.gnss_gate_reset_s
             )
+            carried = self._carry_attitude(s.t_s)
             self.reset()  # keeps the datum; re-initialises from the next fixes
+            self._carried = carried  # ... with the attitude and biases (warm_start.py)
             return None
         return self._propagated(s.t_s)
 
@@ -357,6 +364,16 @@ class FusionEstimator:
         if yaw is None:
             yaw = np.arctan2(v[1], v[0])
         R = matrix_from_xyzw(xyzw_from_rpy(roll, pitch, yaw))
+        if yaw_sigma is None:
+            speed = max(float(np.hypot(*v[:2])), 1e-3)
+            yaw_sigma = max(c.init_yaw_sigma_rad, float(np.arctan2(3 * sigma_v, speed)))
+        sig_rot = np.r_[c.init_tilt_sigma_rad, c.init_tilt_sigma_rad, yaw_sigma]
+        sig_b = np.r_[[c.init_accel_bias_sigma] * 3, [c.init_gyro_bias_sigma] * 3]
+        self._bias = gtsam.imuBias.ConstantBias()
+        warm = self._warm_start(t0, yaw, yaw_sigma, sig_b) if self._carried is not None else None
+        if warm is not None:
+            R, sig_rot, self._bias, sig_b = warm
+            yaw = float(np.arctan2(R[1, 0], R[0, 0]))
         pose = gtsam.Pose3(gtsam.Rot3(R), p_ant - R @ self._lever)
         params = gtsam.ISAM2Params()
         params.setFactorization("QR")  # gtsam 4.3.0's Cholesky fails on loose GNSS priors
@@ -364,17 +381,12 @@ class FusionEstimator:
         self._smoother = FixedLagSmoother(c.lag_s, params, c.marginalize_every_s)
         sp = np.sqrt(np.maximum(np.diag(cov), 0.01))
         graph = gtsam.NonlinearFactorGraph()
-        if yaw_sigma is None:
-            speed = max(float(np.hypot(*v[:2])), 1e-3)
-            yaw_sigma = max(c.init_yaw_sigma_rad, float(np.arctan2(3 * sigma_v, speed)))
-        sig_pose = np.r_[c.init_tilt_sigma_rad, c.init_tilt_sigma_rad, yaw_sigma, sp]
+        sig_pose = np.r_[sig_rot, sp]
         graph.add(gtsam.PriorFactorPose3(X(0), pose, gtsam.noiseModel.Diagonal.Sigmas(sig_pose)))
         sv = max(sigma_v, 0.2)
         graph.add(
             gtsam.PriorFactorVector(V(0), v, gtsam.noiseModel.Diagonal.Sigmas(np.r_[sv, sv, 0.5]))
         )
-        sig_b = np.r_[[c.init_accel_bias_sigma] * 3, [c.init_gyro_bias_sigma] * 3]
-        self._bias = gtsam.imuBias.ConstantBias()
         graph.add(
             gtsam.PriorFactorConstantBias(B(0), self._bias, gtsam.noiseModel.Diagonal.Sigmas(sig_b))
         )
@@ -405,6 +417,41 @@ class FusionEstimator:
             self._integrate_to(t, acc, gyr)
         self.counts["initialized"] += 1
         log.info("fusion initialised at t=%.3f, yaw %.1f deg", t0, np.degrees(yaw))
+
+    def _carry_attitude(self, t: float) -> CarriedAttitude | None:
+        """The IMU-rate attitude at t and the newest biases, with their marginal sigmas."""
+        st = self._propagated(t)
+        P = self._recent.get(self._k, (None, None, None))[2]
+        if st is None or P is None:
+            return None
+        try:
+            P_b = self._smoother.marginalCovariance(B(self._k))
+        except RuntimeError:
+            return None
+        return CarriedAttitude(
+            t_s=t, R_map_base=matrix_from_xyzw(st.q_xyzw),
+            sigma_rot_rad=np.sqrt(np.maximum(np.diag(P)[:3], 0.0)),
+            bias_acc_mps2=np.asarray(self._bias.accelerometer()),
+            bias_gyr_radps=np.asarray(self._bias.gyroscope()),
+            sigma_bias=np.sqrt(np.maximum(np.diag(P_b), 0.0)), t0_s=t,
+        )  # fmt: skip
+
+    def _warm_start(self, t0: float, yaw_motion: float, yaw_sigma_motion: float,
+                    cold_sig_b: np.ndarray):  # fmt: skip
+        """The carried attitude at t0, or None (too old, an IMU gap); a carried yaw the
+        motion contradicts (3 sigma) gives way to the motion's yaw and its sigma."""
+        carried, self._carried = self._carried, None
+        R = carried.at(t0, [(t, w) for t, _, w in self._imu_buf])
+        if R is None:
+            return None
+        sig_rot = carried.rotation_sigmas()
+        yaw = float(np.arctan2(R[1, 0], R[0, 0]))
+        d_yaw = float(np.angle(np.exp(1j * (yaw - yaw_motion))))
+        R = matrix_from_xyzw(xyzw_from_rpy(0.0, 0.0, -d_yaw)) @ R
+        sig_rot = np.r_[sig_rot[:2], yaw_sigma_motion]
+        self.counts["warm_start"] += 1
+        bias = gtsam.imuBias.ConstantBias(carried.bias_acc_mps2, carried.bias_gyr_radps)
+        return R, sig_rot, bias, carried.bias_sigmas(cold_sig_b)
 
     def _integrate_to(self, t: float, acc: np.ndarray, gyr: np.ndarray) -> None:
         t_prev = self._last_imu[0]
