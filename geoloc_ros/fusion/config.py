@@ -60,6 +60,9 @@ class FusionConfig:
     gnss_gate_reset_s: float = 10.0  # every fix gated this long: re-initialise from GNSS
     gnss_readmit_chi2: float = 7.81  # after a gated fix, the gate for the next ones (95 %) ...
     gnss_readmit_fixes: int = 3  # ... until this many in a row have passed it; 0 = off
+    # ... and span this share of the time fixes were refused: after a long refusal the
+    # state's covariance has grown to a burst's offset and a short run proves nothing
+    gnss_readmit_span_fraction: float = 0.2
     gnss_robust: str = "huber"  # huber | cauchy | none
     gnss_robust_k: float = 1.5
     # wheel speed and the non-holonomic constraint (cars)
@@ -138,6 +141,8 @@ class FusionConfig:
             raise ConfigError("gnss_bias_sigma_m must be >= 0 and gnss_bias_tau_s > 0")
         if self.gnss_readmit_chi2 <= 0 or self.gnss_readmit_fixes < 0:
             raise ConfigError("gnss_readmit_chi2 must be positive and gnss_readmit_fixes >= 0")
+        if not 0.0 <= self.gnss_readmit_span_fraction <= 1.0:
+            raise ConfigError("gnss_readmit_span_fraction must be in [0, 1]")
         if not (self.map_localizer_error_tau_s >= 0 and self.posenet_error_tau_s >= 0):
             raise ConfigError("map_localizer_error_tau_s and posenet_error_tau_s must be >= 0")
         if not self.visual_standstill_period_s >= 0:
