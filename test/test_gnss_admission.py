@@ -87,11 +87,11 @@ def test_every_fix_refused_for_the_reset_period_asks_for_a_reset():
 def test_after_a_long_refusal_the_readmission_run_must_span_a_share_of_it():
     """8 s of refused fixes (no step, so the burst rule stays out of it), then fixes
     that pass the re-admission gate: a run of 3 (0.4 s) no longer proves the state
-    wrong; the run enters once it spans gnss_readmit_span_fraction of the 8 s (1.6 s).
-    With the fraction at 0 the first 3 enter, as before."""
+    wrong; the run enters once it reaches gnss_readmit_span_fraction of the 8 s (1.6 s)
+    past the last refused fix. With the fraction at 0 the first 3 enter, as before."""
     far = [_inn(0.2 * k, [30.0, 0.0], 1.0) for k in range(41)]  # refused, 0 .. 8 s
     near = [_inn(8.2 + 0.2 * k, [1.0, 0.0], 1.0) for k in range(12)]
-    for fraction, span_s in ((0.2, 1.6), (0.0, 0.4)):  # 0.4 s: 3 fixes
+    for fraction, release_s in ((0.2, 8.0 + 1.6), (0.0, 8.6)):  # 8.6 s: the 3rd fix
         adm = GnssAdmission(FusionConfig(gnss_readmit_span_fraction=fraction), Counter(), [])
         _feed(adm, far)
         assert adm.counts["gnss_used"] == 0 and adm.suspect
@@ -102,6 +102,6 @@ def test_after_a_long_refusal_the_readmission_run_must_span_a_share_of_it():
             if run and released_at is None:
                 released_at = inn.t_s
                 assert run[0].innovation.t_s == near[0].t_s, [h.innovation.t_s for h in run]
-        # the first fix whose run spans span_s (stamps in float: within one fix)
-        assert span_s - 1e-6 <= released_at - near[0].t_s <= span_s + 0.2 + 1e-6, released_at
+        # the first fix at or past release_s (stamps in float: within one fix)
+        assert release_s - 1e-6 <= released_at <= release_s + 0.2 + 1e-6, released_at
         assert not adm.suspect

@@ -60,8 +60,9 @@ class FusionConfig:
     gnss_gate_reset_s: float = 10.0  # every fix gated this long: re-initialise from GNSS
     gnss_readmit_chi2: float = 7.81  # after a gated fix, the gate for the next ones (95 %) ...
     gnss_readmit_fixes: int = 3  # ... until this many in a row have passed it; 0 = off
-    # ... and span this share of the time fixes were refused: after a long refusal the
-    # state's covariance has grown to a burst's offset and a short run proves nothing
+    # ... and reach past the last refused fix by this share of the time fixes were
+    # refused: after a long refusal the state's covariance has grown to a burst's offset
+    # and a short run proves nothing
     gnss_readmit_span_fraction: float = 0.2
     gnss_robust: str = "huber"  # huber | cauchy | none
     gnss_robust_k: float = 1.5

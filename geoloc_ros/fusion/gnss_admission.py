@@ -6,8 +6,9 @@ estimator computes them and builds the factors. The rules, in order:
 1. A fix whose Mahalanobis distance to the prediction exceeds `gnss_gate_chi2` is
    refused.
 2. After a refusal the next fixes are suspect: they are held until
-   `gnss_readmit_fixes` in a row, spanning `gnss_readmit_span_fraction` of the time
-   fixes were refused, pass the tighter `gnss_readmit_chi2`, then enter together. A
+   `gnss_readmit_fixes` in a row, reaching past the last refused one by
+   `gnss_readmit_span_fraction` of the time fixes were refused, pass the tighter
+   `gnss_readmit_chi2`, then enter together. A
    multipath burst is a biased run of fixes; single ones that slip under the gate
    (heavy tails, a covariance grown while refusing) pull the state, and through the
    IMU chain its velocity, off; after a long refusal a short run proves little.
@@ -73,7 +74,8 @@ class GnssAdmission:
     def reset(self) -> None:
         self._reject_since: float | None = None
         self._readmit_left = 0
-        self._readmit_span_s = 0.0  # the held run must also span this long
+        self._readmit_span_s = 0.0  # the held run must reach this long past the last refusal
+        self._last_refused_s = 0.0
         self._held: list[Held] = []
         self._last_used: Innovation | None = None
         self._burst = False
@@ -98,6 +100,7 @@ class GnssAdmission:
             self._reject_since = inn.t_s
             self._burst = self._stepped(inn)
         self._readmit_span_s = c.gnss_readmit_span_fraction * (inn.t_s - self._reject_since)
+        self._last_refused_s = inn.t_s
         self.refuse_held()  # the run is broken: its fixes were burst fixes too
         if inn.t_s - self._reject_since < c.gnss_gate_reset_s:
             self.counts["gnss_gated" if inn.nis > c.gnss_gate_chi2 else "gnss_gated_readmit"] += 1
@@ -118,7 +121,7 @@ class GnssAdmission:
         """Hold a suspect fix; the whole run once it is complete (to enter), else []."""
         self._held.append(item)
         self._readmit_left = max(self._readmit_left - 1, 0)
-        span = item.innovation.t_s - self._held[0].innovation.t_s
+        span = item.innovation.t_s - self._last_refused_s
         if self._readmit_left > 0 or span < self._readmit_span_s:
             self._readmit_left = max(self._readmit_left, 1)  # still suspect
             return []
