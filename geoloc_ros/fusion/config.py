@@ -63,7 +63,7 @@ class FusionConfig:
     # ... and reach past the last refused fix by this share of the time fixes were
     # refused: after a long refusal the state's covariance has grown to a burst's offset
     # and a short run proves nothing
-    gnss_readmit_span_fraction: float = 0.2
+    gnss_readmit_span_fraction: float = 0.0  # off: see docs/fusion.md rule 2
     gnss_robust: str = "huber"  # huber | cauchy | none
     gnss_robust_k: float = 1.5
     # wheel speed and the non-holonomic constraint (cars)

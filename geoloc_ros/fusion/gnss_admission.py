@@ -6,9 +6,9 @@ estimator computes them and builds the factors. The rules, in order:
 1. A fix whose Mahalanobis distance to the prediction exceeds `gnss_gate_chi2` is
    refused.
 2. After a refusal the next fixes are suspect: they are held until
-   `gnss_readmit_fixes` in a row, reaching past the last refused one by
-   `gnss_readmit_span_fraction` of the time fixes were refused, pass the tighter
-   `gnss_readmit_chi2`, then enter together. A
+   `gnss_readmit_fixes` in a row (optionally also reaching past the last refused one
+   by `gnss_readmit_span_fraction` of the time fixes were refused, off by default: see
+   docs/fusion.md) pass the tighter `gnss_readmit_chi2`, then enter together. A
    multipath burst is a biased run of fixes; single ones that slip under the gate
    (heavy tails, a covariance grown while refusing) pull the state, and through the
    IMU chain its velocity, off; after a long refusal a short run proves little.
