@@ -74,8 +74,7 @@ class GnssAdmission:
     def reset(self) -> None:
         self._reject_since: float | None = None
         self._readmit_left = 0
-        self._readmit_span_s = 0.0  # the held run must reach this long past the last refusal
-        self._last_refused_s = 0.0
+        self._readmit_until_s = 0.0  # the held run must reach this stamp (span rule)
         self._held: list[Held] = []
         self._last_used: Innovation | None = None
         self._burst = False
@@ -99,8 +98,8 @@ class GnssAdmission:
         if self._reject_since is None:
             self._reject_since = inn.t_s
             self._burst = self._stepped(inn)
-        self._readmit_span_s = c.gnss_readmit_span_fraction * (inn.t_s - self._reject_since)
-        self._last_refused_s = inn.t_s
+        span_s = c.gnss_readmit_span_fraction * (inn.t_s - self._reject_since)
+        self._readmit_until_s = inn.t_s + span_s
         self.refuse_held()  # the run is broken: its fixes were burst fixes too
         if inn.t_s - self._reject_since < c.gnss_gate_reset_s:
             self.counts["gnss_gated" if inn.nis > c.gnss_gate_chi2 else "gnss_gated_readmit"] += 1
@@ -121,8 +120,7 @@ class GnssAdmission:
         """Hold a suspect fix; the whole run once it is complete (to enter), else []."""
         self._held.append(item)
         self._readmit_left = max(self._readmit_left - 1, 0)
-        span = item.innovation.t_s - self._last_refused_s
-        if self._readmit_left > 0 or span < self._readmit_span_s:
+        if self._readmit_left > 0 or item.innovation.t_s < self._readmit_until_s:
             self._readmit_left = max(self._readmit_left, 1)  # still suspect
             return []
         run, self._held = self._held, []
