@@ -426,6 +426,51 @@ def test_correlated_fixes_count_as_the_evidence_they_hold():
     assert sigma_c > 12.0 and sigma_i < 0.5 * sigma_c, (sigma_c, sigma_i)
 
 
+def test_a_freed_height_leaves_the_fix_its_other_five_dof():
+    """use_z=False: no information on map-frame height remains (the fix is tilted and
+    yawed, so that is not one GTSAM axis); x, y and the rotation keep what they had."""
+    from geoloc_ros.fusion.estimator import pose_noise_covariance
+    from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_rpy
+
+    q = xyzw_from_rpy(0.05, -0.2, 0.6)
+    cov = np.diag([0.5, 0.8, 0.09, 0.001, 0.002, 0.003])
+    fix = PoseFix(0.0, np.zeros(3), q, cov, dof=6, source="posenet")
+    info_used = np.linalg.inv(pose_noise_covariance(fix, use_z=True))
+    info_free = np.linalg.inv(pose_noise_covariance(fix, use_z=False))
+    R = matrix_from_xyzw(q)
+    for axis, used_info in ((0, 1 / 0.5), (1, 1 / 0.8), (2, 1 / 0.09)):
+        d = np.r_[np.zeros(3), R.T[:, axis]]  # a map-frame move in GTSAM's [r, t] tangent
+        assert d @ info_used @ d == pytest.approx(used_info, rel=1e-6)
+        want = 0.0 if axis == 2 else used_info
+        assert d @ info_free @ d == pytest.approx(want, rel=1e-6, abs=1e-5)
+    assert np.allclose(info_free[:3, :3], info_used[:3, :3])
+
+
+@pytest.mark.parametrize("use_z", [True, False])
+def test_posenet_use_z_decides_whether_its_height_moves_the_state(use_z):
+    """At rest, PoseNet fixes 0.8 m too high (sigma 0.5 m): taken, they lift the state
+    towards them; with posenet_use_z false the height stays where the start put it and
+    its sigma grows instead of shrinking."""
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                       visual_standstill_period_s=0.0, posenet_use_z=use_z)  # fmt: skip
+    est = FusionEstimator(cfg)
+    cov = np.diag([1.0, 1.0, 0.25, 0.01, 0.01, 0.01])
+    q = np.array([0.0, 0.0, 0.0, 1.0])
+    g = np.array([0.0, 0.0, 9.80665])
+    for k in range(1600):
+        t = k * 0.005
+        est.on_imu(ImuSample(t, np.zeros(3), g))
+        if k % 40 == 0:
+            z = 0.0 if k == 0 else 0.8
+            est.on_pose_fix(PoseFix(t, np.array([0.0, 0.0, z]), q, cov, dof=6, source="posenet"))
+    z, sigma_z = est.state.p_m[2], np.sqrt(est.state.cov_pose_6x6[2, 2])
+    assert est.counts["pose6_used"] >= 35
+    if use_z:
+        assert z > 0.6 and sigma_z < 0.2, (z, sigma_z)
+    else:
+        assert abs(z) < 0.1 and sigma_z > 0.4, (z, sigma_z)
+
+
 @pytest.mark.parametrize(
     "bad", [{"posenet_error_tau_s": -1.0}, {"map_localizer_error_tau_s": -0.1}]
 )

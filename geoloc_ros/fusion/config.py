@@ -90,6 +90,10 @@ class FusionConfig:
     # so a fast stream of correlated fixes counts as the evidence it holds; 0 = independent
     map_localizer_error_tau_s: float = 0.0
     posenet_error_tau_s: float = 0.0
+    # false: PoseNet's height is left free (its x, y and attitude are used). A regressed
+    # height leans to the area's mean, so on a hilly road its error follows the terrain
+    # for tens of seconds: far longer than posenet_error_tau_s, so it cannot be averaged
+    posenet_use_z: bool = True
     # initialisation: heading from motion (GNSS), from a visual fix, or - with
     # start_at_origin - at the map origin with the IMU's orientation (dead reckoning)
     start_at_origin: bool = False

@@ -44,6 +44,7 @@ MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows G
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
 GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
 WHEEL_SCALE_BLOCK_S = 1.0  # so is the wheel-speed scale (it drifts over minutes)
+FREE_Z_VARIANCE_M2 = 1e6  # a height left to the other sensors (as planar fixes do)
 STANDSTILL_SPEED_MPS = 0.3  # slower than this, the vehicle stands (visual repeats)
 STANDSTILL_MOVE_M = 1.0  # ... and must have moved less than this since the last fix
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
@@ -71,11 +72,17 @@ def check_noise_covariance(cov: np.ndarray, what: str) -> None:
         raise InputRejected(f"{what} covariance is singular or ill-conditioned", "covariance")
 
 
-def pose_noise_covariance(fix: PoseFix) -> np.ndarray:
-    """The covariance of a pose fix's factor: [x, y, yaw] (3 dof) or GTSAM's 6x6 order."""
+def pose_noise_covariance(fix: PoseFix, use_z: bool = True) -> np.ndarray:
+    """The covariance of a pose fix's factor: [x, y, yaw] (3 dof) or GTSAM's 6x6 order;
+    `use_z` False frees a 6-dof fix's map-frame height (variance FREE_Z_VARIANCE_M2)."""
     if fix.dof == 3:
         return fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
-    return cov_gtsam_from_ros(fix.cov_pose_6x6, matrix_from_xyzw(fix.q_xyzw))
+    cov_ros = np.array(fix.cov_pose_6x6, dtype=np.float64)
+    if not use_z:
+        cov_ros[2, :] = 0.0
+        cov_ros[:, 2] = 0.0
+        cov_ros[2, 2] = FREE_Z_VARIANCE_M2
+    return cov_gtsam_from_ros(cov_ros, matrix_from_xyzw(fix.q_xyzw))
 
 
 class FusionEstimator:
@@ -680,7 +687,8 @@ class FusionEstimator:
         v = self._keyframe(j)[1]
         p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
         R = matrix_from_xyzw(fix.q_xyzw)
-        cov = pose_noise_covariance(fix) * self._correlation_scale(fix.source, t_meas)
+        use_z = fix.source != "posenet" or self.cfg.posenet_use_z
+        cov = pose_noise_covariance(fix, use_z) * self._correlation_scale(fix.source, t_meas)
         noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if fix.dof == 3:
             yaw = np.arctan2(R[1, 0], R[0, 0])
