@@ -538,3 +538,19 @@ def test_survey_headings_fly_east_west_lines_and_any_is_uniform(hilly):
     assert 0.12 < anywhere < 0.33  # uniform: 40 of 180 deg
     with pytest.raises(ConfigError, match="drone heading"):
         DatasetConfig(platform="drone", drone_heading="north")
+
+
+def test_a_split_band_too_narrow_names_the_fraction_that_fits(hilly):
+    """A split too narrow for this world says which --fractions would fit, and that
+    fraction does fit."""
+    from geoloc_ros.sim.dataset import MIN_BAND_M, split_bands
+
+    world, _ = hilly
+    cfg = DatasetConfig(fractions=(0.9, 0.05, 0.05))
+    with pytest.raises(ConfigError, match=r"split val band .* fraction >= (\d\.\d\d)") as exc:
+        split_bands(world, cfg)
+    need = float(str(exc.value).split(">= ")[1].split(" ")[0])
+    rest = (1.0 - need) / 2
+    bands = split_bands(world, DatasetConfig(fractions=(rest, need + 0.01, rest - 0.01)))
+    lo, hi = bands["val"]
+    assert hi - lo >= MIN_BAND_M

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DATASET_FORMAT = 1
 SPLITS = ("train", "val", "test")
+MIN_BAND_M = 20.0  # narrowest east-west band a split may have
 DRONE_HEADINGS = ("any", "survey")
 SURVEY_TRANSIT_FRACTION = 0.1  # of survey-heading samples flown at any heading
 SURVEY_YAW_SIGMA_RAD = np.radians(6.0)  # wind and line changes around east / west
@@ -107,8 +108,13 @@ def split_bands(world: World, cfg: DatasetConfig) -> dict[str, tuple[float, floa
     for i, name in enumerate(SPLITS):
         lo = edges[i] + (cfg.guard_m / 2 if i > 0 else 0.0)
         hi = edges[i + 1] - (cfg.guard_m / 2 if i < 2 else 0.0)
-        if hi - lo < 20.0:
-            raise ConfigError(f"split {name} band is only {hi - lo:.0f} m wide; use a larger world")
+        if hi - lo < MIN_BAND_M:
+            need = (MIN_BAND_M + cfg.guard_m) / (2 * half)  # a middle band loses two guards
+            raise ConfigError(
+                f"split {name} band is only {hi - lo:.0f} m wide (needs {MIN_BAND_M:.0f} m): "
+                f"in this {2 * half:.0f} m world give each split a fraction >= {need:.2f} "
+                f"(--fractions), or use a larger world"
+            )
         bands[name] = (float(lo), float(hi))
     return bands
 
