@@ -212,3 +212,25 @@ def test_jump_response_measures_how_far_a_burst_moved_the_track():
                            Trajectory(t[gap], truth[gap], q[gap]), raw[gap, 0])  # fmt: skip
     rep = jump_response(errors(pulled), raw_after_gap)
     assert rep["episodes"] == 1 and rep["fused_max_shift_m"] is None
+
+
+def test_error_autocorrelation_reads_back_the_correlation_time_of_a_stream():
+    """An exponentially correlated stream (tau 2 s) sampled at 5 Hz with every third
+    sample missing: the autocorrelation at each lag is exp(-lag / tau); white noise
+    gives ~0. This is what the fusion's *_error_tau_s are read from."""
+    from geoloc_ros.eval.metrics import error_autocorrelation
+
+    rng = np.random.default_rng(0)
+    dt, tau, n = 0.2, 2.0, 20000
+    a = np.exp(-dt / tau)
+    x = np.zeros((n, 2))
+    for k in range(1, n):
+        x[k] = a * x[k - 1] + np.sqrt(1 - a * a) * rng.standard_normal(2)
+    t = np.arange(n) * dt
+    keep = np.arange(n) % 3 != 2
+    ac = error_autocorrelation(t[keep], x[keep] * [0.5, 3.0])  # scale does not matter
+    for lag, r in zip(ac["lags_s"], ac["autocorrelation"], strict=True):
+        assert r == pytest.approx(np.exp(-lag / tau), abs=0.05), (lag, r)
+    assert {1.0, 2.0, 5.0, 10.0} <= set(ac["lags_s"])
+    white = error_autocorrelation(t, rng.standard_normal(n))
+    assert max(abs(r) for r in white["autocorrelation"]) < 0.05

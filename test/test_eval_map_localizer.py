@@ -61,6 +61,7 @@ def test_eval_writes_one_map_fix_per_image_from_a_noisy_true_prior(flight, tmp_p
     assert ml["median_m"] < 8.0, ml
     assert set(ml["recall_position"]) == {"1m", "3m", "5m"}
     assert 0.0 <= ml["coverage95_xy"] <= 1.0
+    assert set(ml["error_autocorrelation"]) == {"xy", "yaw"}  # too short for any lag here
     assert json.loads((tmp_path / "metrics.json").read_text())["map_localizer"]["seed"] == 3
 
 

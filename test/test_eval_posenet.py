@@ -53,6 +53,11 @@ def test_eval_writes_one_posenet_pose_per_image_in_the_map_frame(sim, tmp_path):
     _, p_gt, _ = read_tum(tmp_path / "ground_truth.tum")
     assert np.abs(p_gt[:, :2]).max() < 150.0  # inside the 200 m world around its datum
     assert np.isfinite(pn["median_position_m"]) and 0.0 <= pn["coverage95_position"] <= 1.0
+    ac = pn["error_autocorrelation"]  # 31 images 0.1 s apart: >= 10 pairs up to 2 s
+    assert ac["z"]["lags_s"] == ac["horizontal"]["lags_s"] == [0.5, 1.0, 2.0]
+    assert all(
+        -1.0 <= r <= 1.0 for r in ac["horizontal"]["autocorrelation"] + ac["z"]["autocorrelation"]
+    )
     assert json.loads((tmp_path / "metrics.json").read_text())["estimates"]["posenet"]
 
 

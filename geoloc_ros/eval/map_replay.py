@@ -180,5 +180,15 @@ def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -
     s["coverage95_xy"] = float(inside.mean())
     uni = ~runs.multimodal
     s["coverage95_xy_unimodal"] = float(inside[uni].mean()) if uni.any() else None
+    # what the fusion is given: unimodal fixes, errors over their own calibrated sigmas
+    from geoloc_ros.eval.metrics import error_autocorrelation  # noqa: PLC0415
+
+    t_fix = np.array([t for t, k in zip(run.t_s, ok, strict=True) if k])[uni]
+    err = np.column_stack([runs.err_xy_m, runs.err_yaw_rad])[uni]
+    sigma = np.sqrt(np.diagonal(cov[uni], axis1=1, axis2=2))
+    s["error_autocorrelation"] = {
+        "xy": error_autocorrelation(t_fix, err[:, :2] / sigma[:, :2]),
+        "yaw": error_autocorrelation(t_fix, err[:, 2] / sigma[:, 2]),
+    }
     out.update(s)
     return out

@@ -146,3 +146,32 @@ def nees_series(errors: Errors) -> np.ndarray:
     cov = errors.est.cov_p_3x3
     e = errors.est.p_m - errors.ref.p_m
     return np.array([r @ np.linalg.solve(c, r) for r, c in zip(e, cov, strict=True)])
+
+
+AUTOCORR_LAGS_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def error_autocorrelation(
+    t_s: np.ndarray, err_norm: np.ndarray, lags_s: tuple[float, ...] = AUTOCORR_LAGS_S
+) -> dict[str, list]:
+    """Autocorrelation of normalised errors (N, k: error / own sigma per axis) at each
+    lag, the mean over the k axes; pairs are stamps lag apart within half the median
+    spacing, so withheld fixes leave gaps, not shifts. It is what the fusion's
+    `*_error_tau_s` are read from: a = exp(-lag / tau)."""
+    t = np.asarray(t_s, dtype=np.float64)
+    z = np.asarray(err_norm, dtype=np.float64).reshape(len(t), -1)
+    out: dict[str, list] = {"lags_s": [], "autocorrelation": [], "pairs": []}
+    if len(t) < 3:
+        return out
+    tol = 0.5 * float(np.median(np.diff(t)))
+    for lag in lags_s:
+        j = np.clip(np.searchsorted(t, t + lag), 0, len(t) - 1)
+        ok = np.abs(t[j] - t - lag) <= tol
+        if ok.sum() < 10:
+            continue
+        a, b = z[ok], z[j[ok]]
+        r = [np.corrcoef(a[:, k], b[:, k])[0, 1] for k in range(z.shape[1])]
+        out["lags_s"].append(float(lag))
+        out["autocorrelation"].append(float(np.mean(r)))
+        out["pairs"].append(int(ok.sum()))
+    return out

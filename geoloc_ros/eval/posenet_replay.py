@@ -89,7 +89,7 @@ def replay_posenet(
 
 def posenet_metrics(run: PoseNetRun, errors) -> dict:
     """Median position / rotation error, 95 % coverage, withheld and rejected counts."""
-    from geoloc_ros.eval.metrics import nees, nees_series  # noqa: PLC0415
+    from geoloc_ros.eval.metrics import error_autocorrelation, nees, nees_series  # noqa: PLC0415
     from geoloc_ros.posenet.mc import CHI2_95_3DOF, rotation_errors  # noqa: PLC0415
 
     out = {
@@ -111,4 +111,10 @@ def posenet_metrics(run: PoseNetRun, errors) -> dict:
         nees_position=nees(errors),
         coverage95_position=float(np.mean(nees_series(errors) <= CHI2_95_3DOF)),
     )
+    e = errors.est.p_m - errors.ref.p_m
+    sigma = np.sqrt(np.diagonal(errors.est.cov_p_3x3, axis1=1, axis2=2))
+    out["error_autocorrelation"] = {
+        "horizontal": error_autocorrelation(errors.t_s, e[:, :2] / sigma[:, :2]),
+        "z": error_autocorrelation(errors.t_s, e[:, 2] / sigma[:, 2]),
+    }
     return out
