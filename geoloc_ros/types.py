@@ -98,12 +98,15 @@ class GnssFix:
         return self.status != GnssStatus.NO_FIX
 
 
+FREE_VARIANCE = 1e6  # a pose fix component left to the other sensors (m^2 or rad^2)
+
+
 @dataclass(frozen=True, eq=False)
 class PoseFix:
     """An absolute pose of `child_frame_id` in `frame_id` (e.g. map) with ROS-ordered covariance.
 
     `dof` says which components are measured: 6 (PoseNet) or 3 (x, y, yaw from the map
-    localizer; z, roll and pitch carry large variances and must be left free).
+    localizer; z, roll and pitch carry FREE_VARIANCE and must be left free).
     """
 
     t_s: float

@@ -183,7 +183,7 @@ def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -
     # what the fusion is given: unimodal fixes, errors over their own calibrated sigmas
     from geoloc_ros.eval.metrics import error_autocorrelation  # noqa: PLC0415
 
-    t_fix = np.array([t for t, k in zip(run.t_s, ok, strict=True) if k])[uni]
+    t_fix = np.asarray(run.t_s)[ok][uni]
     err = np.column_stack([runs.err_xy_m, runs.err_yaw_rad])[uni]
     sigma = np.sqrt(np.diagonal(cov[uni], axis1=1, axis2=2))
     s["error_autocorrelation"] = {

@@ -35,7 +35,15 @@ from geoloc_ros.geo.covariance import cov_gtsam_from_ros, cov_ros_from_gtsam
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix, xyzw_from_rpy
 from geoloc_ros.geo.se3 import skew
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
-from geoloc_ros.types import CovarianceType, Decision, GnssFix, ImuSample, NavState, PoseFix
+from geoloc_ros.types import (
+    FREE_VARIANCE,
+    CovarianceType,
+    Decision,
+    GnssFix,
+    ImuSample,
+    NavState,
+    PoseFix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,6 @@ MIN_NOISE_VARIANCE = 1e-12  # 1 um or 1 urad: below it a noise model overflows G
 MIN_NOISE_DECORRELATION = 1e-12  # least eigenvalue of the correlation matrix
 GNSS_BIAS_BLOCK_S = 1.0  # the GNSS error state is held constant this long
 WHEEL_SCALE_BLOCK_S = 1.0  # so is the wheel-speed scale (it drifts over minutes)
-FREE_Z_VARIANCE_M2 = 1e6  # a height left to the other sensors (as planar fixes do)
 STANDSTILL_SPEED_MPS = 0.3  # slower than this, the vehicle stands (visual repeats)
 STANDSTILL_MOVE_M = 1.0  # ... and must have moved less than this since the last fix
 WHEEL_BUFFER = 500  # wheel-speed samples kept: 10 s at 50 Hz
@@ -74,14 +81,14 @@ def check_noise_covariance(cov: np.ndarray, what: str) -> None:
 
 def pose_noise_covariance(fix: PoseFix, use_z: bool = True) -> np.ndarray:
     """The covariance of a pose fix's factor: [x, y, yaw] (3 dof) or GTSAM's 6x6 order;
-    `use_z` False frees a 6-dof fix's map-frame height (variance FREE_Z_VARIANCE_M2)."""
+    `use_z` False frees a 6-dof fix's map-frame height (FREE_VARIANCE, as planar fixes carry)."""
     if fix.dof == 3:
         return fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
     cov_ros = np.array(fix.cov_pose_6x6, dtype=np.float64)
     if not use_z:
         cov_ros[2, :] = 0.0
         cov_ros[:, 2] = 0.0
-        cov_ros[2, 2] = FREE_Z_VARIANCE_M2
+        cov_ros[2, 2] = FREE_VARIANCE
     return cov_gtsam_from_ros(cov_ros, matrix_from_xyzw(fix.q_xyzw))
 
 

@@ -140,7 +140,6 @@ def camera_mount(tf, frame_id: str, cfg: MapLocalizerConfig) -> tuple[np.ndarray
 
 
 YAW_PRIOR_SIGMAS = 3.0  # the searched yaw range holds the fused yaw's 3-sigma interval
-FREE_VARIANCE = 1e6  # z, roll and pitch of a planar fix: left to the other sensors
 
 
 def prior_from_state(state, cfg: MapLocalizerConfig):
@@ -235,7 +234,7 @@ def fix_to_publish(loc, fix, prior_xy, prior_sigma_m: float, cfg: MapLocalizerCo
 def posefix_of(t_s: float, fix, z_m: float, map_frame: str):
     """The planar MapFix as the PoseFix map_localizer/fix carries (3-DoF: x, y, yaw)."""
     from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415
-    from geoloc_ros.types import PoseFix  # noqa: PLC0415
+    from geoloc_ros.types import FREE_VARIANCE, PoseFix  # noqa: PLC0415
 
     cov = np.diag([0.0, 0.0, FREE_VARIANCE, FREE_VARIANCE, FREE_VARIANCE, 0.0])
     cov[:2, :2] = fix.cov_xyyaw[:2, :2]
