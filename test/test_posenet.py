@@ -267,6 +267,35 @@ def test_anchor_head_decodes_best_anchor_plus_offset_and_loss_targets_it():
     )
 
 
+def test_anchor_confidence_and_signal_ranks_order_frames_by_how_unsure_they_are():
+    from geoloc_ros.posenet.evaluate import SplitPrediction, signal_ranks
+    from geoloc_ros.posenet.mc import anchor_confidence
+    from geoloc_ros.posenet.model import PoseNetConfig
+
+    cfg = PoseNetConfig(anchors_xy_m=((0.0, 0.0), (100.0, 0.0)), anchor_scale_m=10.0,
+                        p_mean_m=(0.0, 0.0, 2.0), p_scale_m=(1.0, 1.0, 4.0))  # fmt: skip
+    out = np.zeros((4, cfg.out_dim))
+    out[:, :2] = [20.0, 0.0]  # every sample sure of anchor 0
+    assert anchor_confidence(out, cfg) == pytest.approx((1.0, 1.0))
+    out[2:, :2] = [0.0, 20.0]  # half the samples on the other anchor
+    pmax, agree = anchor_confidence(out, cfg)
+    assert pmax == pytest.approx(0.5) and agree == pytest.approx(0.5)
+
+    # frames whose spread and anchor doubt grow with the error rank it perfectly;
+    # a novelty score that does not vary with it does not
+    err = np.arange(1.0, 21.0)
+    cov = np.stack([np.eye(6) * e for e in err])
+    pred = SplitPrediction(np.zeros((20, 3)), np.tile([0, 0, 0, 1.0], (20, 1)), cov,
+                           np.ones(20), 1.0 - err / 100, 1.0 - err / 50)  # fmt: skip
+    ranks = signal_ranks(pred, err)
+    assert ranks["mc_spread"] == pytest.approx(1.0)
+    assert ranks["anchor_1_minus_pmax"] == pytest.approx(1.0)
+    assert ranks["anchor_disagreement"] == pytest.approx(1.0)
+    assert np.isnan(ranks["novelty_inflation"])  # constant: no ranking at all
+    shuffled = signal_ranks(pred, err[::-1])
+    assert shuffled["mc_spread"] == pytest.approx(-1.0)
+
+
 @pytest.mark.parametrize("platform", ["car", "drone"])
 def test_shipped_model_loads_and_is_small(platform):
     d = shipped_model_dir(platform)

@@ -68,7 +68,7 @@ def _cmd_posenet(args: argparse.Namespace) -> int:
     from geoloc_ros.benchmarks.posenet import run  # noqa: PLC0415
 
     r = run(args.model, Path(args.out), args.frames, args.samples, args.threads, args.data,
-            args.ood)  # fmt: skip
+            args.ood, args.test_images)  # fmt: skip
     n = r["samples"]
     print(f"PoseNet latency, {r['image'][0]}x{r['image'][1]} image, N={n} dropout samples")
     print(f"{'backend':<13}{'1 pass ms':>10}{f'MC{n} ms':>10}{'ratio':>7}"
@@ -86,6 +86,8 @@ def _cmd_posenet(args: argparse.Namespace) -> int:
         print(f"test split: median {a['median_m']:.2f} m, {a['median_deg']:.2f} deg; 95% region "
               f"holds {a['coverage95_position']:.1%} (raw {a['coverage95_position_raw']:.1%}); "
               f"Spearman(sigma, error) {a['spearman_sigma_error']:.2f}")  # fmt: skip
+        ranks = ", ".join(f"{k} {v:.2f}" for k, v in a["spearman_by_signal"].items())
+        print(f"Spearman with the error, per signal: {ranks}")
         print(f"{'frames':<16}{'trace cov_p m2':>15}{'x in-area':>10}{'MC only x':>10}")
         par = u.pop("onnx_parity_test_split", None)
         for name, v in u.items():
@@ -168,6 +170,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--data", help="dataset whose test split measures accuracy and covariances")
     p.add_argument("--ood", help="dataset of another area: out-of-area covariances")
+    p.add_argument("--test-images", type=int, default=400,
+                   help="test images for accuracy and covariances (0 = all)")  # fmt: skip
     p.add_argument("--out", default="benchmarks/results/posenet.json")
     p.set_defaults(func=_cmd_posenet)
     p = bs.add_parser("neuralmap", help="map localizer recall, calibration and CPU latency")

@@ -72,7 +72,7 @@ def uncertainty(model: str, data: str, ood: str | None, samples: int = 32,
     runner = make_runner(bundle, "torch")
     nov = bundle.novelty
     test = load_split(data, "test", cfg.input_hw, cfg.channels, progress=False)
-    idx = np.arange(min(limit, len(test)))
+    idx = np.arange(min(limit, len(test)) if limit > 0 else len(test))
     sets = {"in_area": test.images[idx], f"occluded_{round(occlusion * 100)}pct":
             occlude(test.images[idx], occlusion)}  # fmt: skip
     if ood:
@@ -133,7 +133,8 @@ def _stats(ms: list[float]) -> dict:
 
 
 def run(model: str, out: Path, frames: int = 200, samples: int = 32, threads: int = 0,
-        data: str | None = None, ood: str | None = None) -> dict:  # fmt: skip
+        data: str | None = None, ood: str | None = None,
+        test_images: int = 400) -> dict:  # fmt: skip
     import torch  # noqa: PLC0415
 
     if threads:
@@ -167,7 +168,7 @@ def run(model: str, out: Path, frames: int = 200, samples: int = 32, threads: in
         stats["ratio_naive_to_deterministic"] = stats[f"naive_mc{samples}"]["median_ms"] / det
         result[backend] = stats
     if data:
-        result["uncertainty"] = uncertainty(model, data, ood, samples)
+        result["uncertainty"] = uncertainty(model, data, ood, samples, limit=test_images)
     result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                          "torch_threads": torch.get_num_threads()}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

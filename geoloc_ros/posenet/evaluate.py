@@ -22,6 +22,8 @@ class SplitPrediction:
     q_xyzw: np.ndarray  # (M, 4)
     cov_raw: np.ndarray  # (M, 6, 6) MC sample covariances (times novelty inflation), ROS order
     inflation: np.ndarray  # (M,) novelty variance factor already in cov_raw (1 = none)
+    anchor_pmax: np.ndarray | None = None  # (M,) top MC-mean anchor probability
+    anchor_agreement: np.ndarray | None = None  # (M,) share of samples on the modal anchor
 
 
 def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, progress=False,
@@ -29,20 +31,24 @@ def predict(runner, cfg, images_u8: np.ndarray, samples: int, seed: int = 0, pro
     """MC-dropout mean pose and raw covariance of every image (backbone batched by 64)."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from geoloc_ros.posenet.localizer import mc_pose  # noqa: PLC0415
+    from geoloc_ros.posenet.localizer import mc_pose_outputs  # noqa: PLC0415
+    from geoloc_ros.posenet.mc import anchor_confidence  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    P, Q, C, infl = [], [], [], []
+    P, Q, C, infl, conf = [], [], [], [], []
     for a in tqdm(range(0, len(images_u8), 64), desc="MC dropout", disable=not progress):
         feats = runner.features(to_input_array(images_u8[a : a + 64]))
         gain = novelty.inflation(feats) if novelty is not None else np.ones(len(feats))
         infl.extend(gain)
         for f, g in zip(feats, gain, strict=True):
-            p, q, cov = mc_pose(runner, cfg, f[None], rng, samples)
+            p, q, cov, out = mc_pose_outputs(runner, cfg, f[None], rng, samples)
+            conf.append(anchor_confidence(out, cfg))
             P.append(p)
             Q.append(q)
             C.append(cov * g)
-    return SplitPrediction(np.array(P), np.array(Q), np.array(C), np.array(infl))
+    conf = np.array(conf).reshape(-1, 2)
+    return SplitPrediction(np.array(P), np.array(Q), np.array(C), np.array(infl),
+                           conf[:, 0], conf[:, 1])  # fmt: skip
 
 
 def features(runner, images_u8: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -66,7 +72,7 @@ def summary(pred: SplitPrediction, p_true, q_true, cal: Calibration) -> dict:
     raw = Calibration(1.0, 1.0, cal.floor_p_m, cal.floor_r_rad).apply_batch(pred.cov_raw)
     calib = cal.apply_batch(pred.cov_raw)
     sigma = np.sqrt(np.trace(calib[:, :3, :3], axis1=1, axis2=2) / 3)
-    rho = spearmanr(sigma, err_p).statistic if len(err_p) > 2 else float("nan")
+    rho = _spearman(sigma, err_p)
 
     def cov95(c, e, sl):
         return float(np.mean(mahalanobis2(e, c[:, sl, sl]) <= CHI2_95_3DOF))
@@ -87,4 +93,24 @@ def summary(pred: SplitPrediction, p_true, q_true, cal: Calibration) -> dict:
         "spearman_sigma_error": float(rho),
         "median_sigma_m": float(np.median(sigma)),
         "inflated_fraction": float(np.mean(pred.inflation > 1.0)),
+        "spearman_by_signal": signal_ranks(pred, err_p),
     }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(spearmanr(a, b).statistic) if len(a) > 2 else float("nan")
+
+
+def signal_ranks(pred: SplitPrediction, err_p_m: np.ndarray) -> dict:
+    """Spearman of each per-frame uncertainty signal against the position error.
+
+    The MC spread is what the fix's covariance carries; the anchor statistics and the
+    novelty score are there to show whether another signal would rank errors better.
+    """
+    spread = np.trace(pred.cov_raw[:, :3, :3], axis1=1, axis2=2) / pred.inflation
+    out = {"mc_spread": _spearman(spread, err_p_m),
+           "novelty_inflation": _spearman(pred.inflation, err_p_m)}  # fmt: skip
+    if pred.anchor_pmax is not None:
+        out["anchor_1_minus_pmax"] = _spearman(1.0 - pred.anchor_pmax, err_p_m)
+        out["anchor_disagreement"] = _spearman(1.0 - pred.anchor_agreement, err_p_m)
+    return out

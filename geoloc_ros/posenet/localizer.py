@@ -41,9 +41,16 @@ def mc_pose(runner, cfg, feat: np.ndarray, rng: np.random.Generator, n: int):
 
     The head's first layer runs once on the (1, D) features, broadcast to the n masks.
     """
-    s = decode(runner.head(feat, dropout_masks(rng, n, cfg)), cfg)
+    p, q, cov, _ = mc_pose_outputs(runner, cfg, feat, rng, n)
+    return p, q, cov
+
+
+def mc_pose_outputs(runner, cfg, feat: np.ndarray, rng: np.random.Generator, n: int):
+    """`mc_pose` plus the raw (n, out_dim) head outputs (for anchor statistics)."""
+    out = runner.head(feat, dropout_masks(rng, n, cfg))
+    s = decode(out, cfg)
     p, q = mean_pose(s)
-    return p, q, sample_covariance(s, p, q)
+    return p, q, sample_covariance(s, p, q), out
 
 
 @dataclass(frozen=True)

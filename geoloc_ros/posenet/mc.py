@@ -47,6 +47,22 @@ def decode(out: np.ndarray, cfg) -> PoseSamples:
     return PoseSamples(p, q / np.maximum(n, 1e-12))
 
 
+def anchor_confidence(out: np.ndarray, cfg) -> tuple[float, float]:
+    """How sure the MC samples are of the anchor: (top mean softmax probability, share of
+    samples whose best anchor is the most frequent one); (1, 1) without anchors.
+
+    Reported beside the MC spread so the bench can show which one ranks errors better.
+    """
+    k = cfg.n_anchors
+    if not k:
+        return 1.0, 1.0
+    logits = np.asarray(out, dtype=np.float64)[:, :k]
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    votes = np.bincount(logits.argmax(1), minlength=k)
+    return float(p.mean(0).max()), float(votes.max() / len(logits))
+
+
 def mean_pose(s: PoseSamples) -> tuple[np.ndarray, np.ndarray]:
     """Mean position and the quaternion average (Markley et al. 2007, via scipy)."""
     q = Rotation.from_quat(s.q_xyzw).mean().as_quat()
