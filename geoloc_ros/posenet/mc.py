@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+from scipy.special import softmax
 from scipy.stats import chi2
 
 from geoloc_ros.errors import ConfigError
@@ -57,8 +58,7 @@ def anchor_confidence(out: np.ndarray, cfg) -> tuple[float, float]:
     if not k:
         return 1.0, 1.0
     logits = np.asarray(out, dtype=np.float64)[:, :k]
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
+    p = softmax(logits, axis=1)
     votes = np.bincount(logits.argmax(1), minlength=k)
     return float(p.mean(0).max()), float(votes.max() / len(logits))
 
