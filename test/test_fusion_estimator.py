@@ -471,6 +471,27 @@ def test_posenet_use_z_decides_whether_its_height_moves_the_state(use_z):
         assert abs(z) < 0.1 and sigma_z > 0.4, (z, sigma_z)
 
 
+@pytest.mark.parametrize("use_z", [True, False])
+def test_a_start_from_posenet_takes_its_height_only_with_posenet_use_z(use_z):
+    """The start from one PoseNet fix (sigma 0.3 m in height) took its height whatever
+    posenet_use_z said; on the simulated car the fused height then stayed near that first
+    regressed height, sure of it to 0.2-0.6 m while 1.5 m off (position NEES)."""
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                       posenet_use_z=use_z)  # fmt: skip
+    est = FusionEstimator(cfg)
+    g = np.array([0.0, 0.0, 9.80665])
+    cov = np.diag([0.25, 0.25, 0.09, 0.001, 0.001, 0.001])
+    for k in range(100):
+        t = k * 0.005
+        est.on_imu(ImuSample(t, np.zeros(3), g))
+        if k == 20:
+            q = np.array([0.0, 0.0, 0.0, 1.0])
+            est.on_pose_fix(PoseFix(t, np.array([0.0, 0.0, 2.0]), q, cov, dof=6, source="posenet"))
+    assert est.initialized
+    sigma_z = np.sqrt(est.state.cov_pose_6x6[2, 2])
+    assert (sigma_z < 0.5) if use_z else (sigma_z > 5.0), sigma_z
+
+
 @pytest.mark.parametrize(
     "bad", [{"posenet_error_tau_s": -1.0}, {"map_localizer_error_tau_s": -0.1}]
 )

@@ -275,7 +275,8 @@ class FusionEstimator:
             self.counts["pose_too_loose_to_init"] += 1
             return
         cov_p = cov[:3, :3].copy()
-        if fix.dof == 3:
+        if not self._uses_height(fix):  # as its factors do: the fixes find the height
+            cov_p[2, :] = cov_p[:, 2] = 0.0
             cov_p[2, 2] = 100.0
         p_ant = fix.p_m + R @ self._lever
         if not self._agrees_with_gnss(fix.t_s, p_ant, cov_p):
@@ -694,8 +695,8 @@ class FusionEstimator:
         v = self._keyframe(j)[1]
         p = fix.p_m - v * dt  # the fix moved back to the keyframe with the estimated velocity
         R = matrix_from_xyzw(fix.q_xyzw)
-        use_z = fix.source != "posenet" or self.cfg.posenet_use_z
-        cov = pose_noise_covariance(fix, use_z) * self._correlation_scale(fix.source, t_meas)
+        cov = pose_noise_covariance(fix, self._uses_height(fix))
+        cov = cov * self._correlation_scale(fix.source, t_meas)
         noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if fix.dof == 3:
             yaw = np.arctan2(R[1, 0], R[0, 0])
@@ -712,6 +713,11 @@ class FusionEstimator:
         self._view_used[fix.source] = (t_meas, self._keyframe(j)[0].translation())
         self.counts[f"pose{fix.dof}_used"] += 1
         self.decisions.append(Decision(t_meas, True, f"pose{fix.dof}"))
+
+    def _uses_height(self, fix: PoseFix) -> bool:
+        """Whether a visual fix's map-frame height counts: never a planar fix's, and a
+        PoseNet fix's only with posenet_use_z (its regressed height follows the terrain)."""
+        return fix.dof == 6 and (fix.source != "posenet" or self.cfg.posenet_use_z)
 
     def _correlation_scale(self, source: str, t_meas: float) -> float:
         """Variance factor for a fix whose error is correlated with the last used fix of
