@@ -127,7 +127,7 @@ def _cmd_neuralmap(args: argparse.Namespace) -> int:
                   f"{o['max_abs_diff_confidence']:.1e}, map features "
                   f"{o['max_abs_diff_map_features']:.1e}; identical argmax "
                   f"{o['argmax_identical']:.1%}; total {o['total_ms_median']}")  # fmt: skip
-        for name, t in v["latency"].items():
+        for name, t in v.get("latency", {}).items():
             print(
                 f"latency {name} (64 bins, 64 m): encoder {t['encoder']:.0f} ms, lifting "
                 f"{t['lifting']:.0f} ms, map read {t['map_read']:.0f} ms, matching "
@@ -180,7 +180,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="datasets of worlds never used in training")  # fmt: skip
     p.add_argument("--split", default="test", help="train, val, test or all")
     p.add_argument("--frames", type=int, default=300, help="frames per dataset (0 = all)")
-    p.add_argument("--latency-frames", type=int, default=30)
+    p.add_argument(
+        "--latency-frames", type=int, default=30, help="node-setting latency frames (0: none)"
+    )
     p.add_argument("--prior-sigma", type=float, default=20.0, help="prior noise sigma [m]")
     p.add_argument("--window", type=float, default=128.0, help="searched square side [m]")
     p.add_argument("--yaw-bins", type=int, default=256)

@@ -87,8 +87,9 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
         all_runs.append(runs)
         result["datasets"][str(ds)] = {"map": str(mdir), "seconds": time.monotonic() - t0,
                                        "raw": runs}  # fmt: skip
-        lat = _latency(params, samples[:latency_frames], seed)
-        result["datasets"][str(ds)]["latency"] = lat
+        if latency_frames > 0:
+            lat = _latency(params, samples[:latency_frames], seed)
+            result["datasets"][str(ds)]["latency"] = lat
         if parity_frames:
             result["datasets"][str(ds)]["onnx_parity"] = onnx_parity(
                 params, samples[:parity_frames], prior_sigma_m, seed
