@@ -79,7 +79,7 @@ def test_frames_give_planar_fixes_and_bad_situations_are_counted(context, map_di
     img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     rejected = node.diag.inputs["image"].rejected
     # warmed up before subscribing: the full-yaw templates exist before the first frame
-    assert (node.config.yaw_bins, None) in node.localizer._rotators
+    assert {node.config.yaw_bins, node.config.yaw_prior_bins} <= set(node.localizer._full)
     try:
         assert spin_until(ex, lambda: pub_img.get_subscription_count() > 0)
         assert spin_until(ex, lambda: node._pub.get_subscription_count() > 0)

@@ -25,6 +25,7 @@ from geoloc_ros.neuralmap.geometry import (
     roll_pitch_from_gravity,
     template_grids,
 )
+from geoloc_ros.neuralmap.localizer import MapLocalizerParams
 from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine
 from geoloc_ros.neuralmap.model import NeuralMapNet
 from geoloc_ros.neuralmap.raster import MapRaster, map_crs, resample_to_map
@@ -64,6 +65,32 @@ def test_template_rotation_puts_the_heading_where_the_yaw_says():
         r, c = np.unravel_index(int(t.argmax()), t.shape)
         want = (h + drow / cfg.res_m, h + dcol / cfg.res_m)
         assert abs(r - want[0]) <= 1 and abs(c - want[1]) <= 1, (yaw_deg, r, c, want)
+
+
+def test_a_yaw_prior_searches_finer_bins_sliced_from_one_set_of_grids(tmp_path, car_bundle):
+    """With a yaw prior the search covers +-yaw_prior_deg at yaw_prior_bins spacing, and
+    its templates are those of a rotator made for exactly those yaws."""
+    from geoloc_ros.neuralmap.localizer import MapLocalizer
+    from geoloc_ros.neuralmap.tiles import build_map
+
+    build_map(tmp_path / "map", car_bundle, ortho=_utm_geotiff(tmp_path / "o.tif"),
+              datum=DATUM, progress=False)  # fmt: skip
+    params = MapLocalizerParams(model=str(car_bundle), map=str(tmp_path / "map"), yaw_bins=16,
+                                yaw_prior_bins=128, yaw_prior_deg=10.0)  # fmt: skip
+    loc = MapLocalizer(params)
+    cfg = loc.cfg
+    assert len(loc._rotator(None).yaws_rad) == 16
+    rot = loc._rotator(np.radians(-170.0))
+    step = 2 * np.pi / 128
+    d = np.angle(np.exp(1j * (rot.yaws_rad - np.radians(-170.0))))
+    assert np.allclose(np.diff(np.unwrap(rot.yaws_rad)), step)
+    assert np.abs(d).max() <= np.radians(10.0) + step and np.abs(d).max() >= np.radians(10.0)
+    fresh = TemplateRotator(cfg, 128, rot.yaws_rad)
+    nx, ny = cfg.bev_shape
+    bev = torch.rand(1, 8, nx, ny, generator=torch.Generator().manual_seed(0))
+    conf = torch.ones(1, 1, nx, ny)
+    assert torch.allclose(rot(bev, conf), fresh(bev, conf), atol=1e-6)
+    assert set(loc._full) == {16, 128}  # one grid set per bin count, none per range
 
 
 def _smooth_map(rng, m: int, size: int) -> np.ndarray:
@@ -136,6 +163,13 @@ def test_two_equal_peaks_are_flagged_multimodal():
     lv[0, 5, 5] = lv[0, 30, 30] = 0.0
     m = refine(lv, np.linspace(0, 2 * np.pi, 8, endpoint=False), 10, 1.0)
     assert m.multimodal and m.second_peak_ratio > 0.9
+    # a second peak a quarter as high is a second mode at the node's 0.2, not at 0.5
+    lv[0, 30, 30] = np.log(0.25)
+    yaws = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    assert refine(lv, yaws, 10, 1.0, multimodal_ratio=0.2).multimodal
+    assert not refine(lv, yaws, 10, 1.0, multimodal_ratio=0.5).multimodal
+    with pytest.raises(ConfigError, match="multimodal_ratio"):
+        MapLocalizerParams(multimodal_ratio=0.0)
 
 
 def test_the_map_grid_is_local_enu_to_the_millimetre():
@@ -295,7 +329,7 @@ def test_onnx_encoders_match_pytorch(tmp_path, car_bundle):
     assert np.abs(c_o - c_t.numpy()).max() <= 1e-3
     assert np.abs(ort.map_features(raster) - m_t).max() <= 1e-3
     # the localizer on the ONNX graph finds the same volume argmax as on PyTorch
-    from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
+    from geoloc_ros.neuralmap.localizer import MapLocalizer
     from geoloc_ros.neuralmap.tiles import build_map
     from geoloc_ros.sim.camera import CAR_MOUNT
 
@@ -329,7 +363,7 @@ def test_tensorrt_backend_without_a_gpu_says_what_is_missing(car_bundle):
     ort = pytest.importorskip("onnxruntime")
     if "TensorrtExecutionProvider" in ort.get_available_providers():
         pytest.skip("TensorRT is available here: the device benchmark measures it")
-    from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams
+    from geoloc_ros.neuralmap.localizer import MapLocalizer
 
     with pytest.raises(ConfigError, match=r"lacks .*TensorrtExecutionProvider.*NVIDIA GPU"):
         MapLocalizer(MapLocalizerParams(model=str(car_bundle), map="unused", backend="tensorrt"))

@@ -16,7 +16,7 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.neuralmap.frame import prepare_frame
-from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine, yaw_bins
+from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -34,6 +34,14 @@ class MapLocalizerParams:
     yaw_bins: int = 64
     window_m: float = 64.0  # side of the searched square around the prior
     yaw_prior_deg: float = 15.0  # half-width of the searched yaw range when a yaw prior is given
+    # bins over 360 deg inside that range, finer than `yaw_bins` since only the range is
+    # searched: a template 2.8 deg off (half a 64-bin step) is 1.5 m off at the BEV's far
+    # corner; 256 took the car demo's map-row keyframes 0.300 -> 0.277 m (docs/neuralmap.md)
+    yaw_prior_bins: int = 256
+    # multi-modal (withheld unless publish_multimodal) when a position peak 6 m or more
+    # from the mode is this high against it: at 0.5 a car fix 8 m+ off went out unflagged
+    # on 12 % of unseen-world frames, at 0.2 on 4 % (docs/neuralmap.md)
+    multimodal_ratio: float = 0.2
     use_prior: bool = True  # add the Gaussian position prior to the volume
     device: str = "cpu"
     threads: int = 0
@@ -42,10 +50,13 @@ class MapLocalizerParams:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if not 4 <= self.yaw_bins <= 1024:
-            raise ConfigError(f"yaw_bins must be in [4, 1024], got {self.yaw_bins}")
+        for name in ("yaw_bins", "yaw_prior_bins"):
+            if not 4 <= getattr(self, name) <= 1024:
+                raise ConfigError(f"{name} must be in [4, 1024], got {getattr(self, name)}")
         if not 4.0 <= self.window_m <= 1024.0:
             raise ConfigError(f"window_m must be in [4, 1024] m, got {self.window_m}")
+        if not 0.0 < self.multimodal_ratio <= 1.0:
+            raise ConfigError(f"multimodal_ratio must be in (0, 1], got {self.multimodal_ratio}")
         if not 0.0 < self.yaw_prior_deg <= 180.0:
             raise ConfigError(f"yaw_prior_deg must be in (0, 180], got {self.yaw_prior_deg}")
 
@@ -138,24 +149,29 @@ class MapLocalizer:
             raise ConfigError(
                 f"the map has {self.store.card['res_m']} m cells, the model {self.cfg.res_m} m"
             )
-        self._rotators: dict[tuple, TemplateRotator] = {}
+        self._full: dict[int, TemplateRotator] = {}  # all yaws of a bin count
+        self._rotators: dict[tuple, TemplateRotator] = {}  # yaw-prior ranges, sliced from _full
 
     def _rotator(self, yaw_hint: float | None) -> TemplateRotator:
-        k = self.params.yaw_bins
-        all_yaws = yaw_bins(k)
+        """All `yaw_bins` yaws, or the `yaw_prior_bins` bins within +-yaw_prior_deg of the
+        hint (sliced from that bin count's grids, made once)."""
         if yaw_hint is None:
-            key = (k, None)
-            yaws = all_yaws
-        else:
-            centre = int(np.round(yaw_hint / (2 * np.pi / k))) % k
-            half = int(np.ceil(np.radians(self.params.yaw_prior_deg) / (2 * np.pi / k)))
-            key = (k, centre, half)
-            yaws = all_yaws[(centre + np.arange(-half, half + 1)) % k]
+            return self._all_yaws(self.params.yaw_bins)
+        k = self.params.yaw_prior_bins
+        centre = int(np.round(yaw_hint / (2 * np.pi / k))) % k
+        half = int(np.ceil(np.radians(self.params.yaw_prior_deg) / (2 * np.pi / k)))
+        key = (k, centre, half)
         if key not in self._rotators:
             if len(self._rotators) > 64:
                 self._rotators.clear()
-            self._rotators[key] = TemplateRotator(self.cfg, k, yaws)
+            idx = (centre + np.arange(-half, half + 1)) % k
+            self._rotators[key] = self._all_yaws(k).subset(idx)
         return self._rotators[key]
+
+    def _all_yaws(self, k: int) -> TemplateRotator:
+        if k not in self._full:
+            self._full[k] = TemplateRotator(self.cfg, k)
+        return self._full[k]
 
     def localize(
         self,
@@ -206,7 +222,7 @@ class MapLocalizer:
                 d2 = (rr[:, None] ** 2 + cc[None, :] ** 2) * cfg.res_m**2
                 log_prior = torch.from_numpy(-0.5 * d2 / prior_sigma_m**2).float()[None].to(dev)
             lv = log_volume(scores, self.net.log_scale, log_prior)[0].cpu().numpy()
-        m = refine(lv, rot.yaws_rad, h, cfg.res_m)
+        m = refine(lv, rot.yaws_rad, h, cfg.res_m, multimodal_ratio=self.params.multimodal_ratio)
         t["matching"] = time.perf_counter()
         xy = self.store.grid.xy_of(m.row + row0, m.col + col0)
         raw = np.zeros((3, 3))
@@ -227,9 +243,10 @@ class MapLocalizer:
     def warm_up(self, T_base_cam: np.ndarray) -> float:
         """One full-yaw search on a synthetic frame at the map centre; returns its ms.
 
-        The first call pays for kernel set-up, FFT plans and the full-yaw template grids
-        (680 ms against 170-260 ms later, car demo map, 2 cores): a node pays it before it
-        subscribes, not on the vehicle's first frames.
+        The first call pays for kernel set-up, FFT plans and the template grids (680 ms
+        against 170-260 ms later, car demo map, 2 cores; the yaw-prior grids of 256 bins
+        another 0.4 s): a node pays it before it subscribes, not on the vehicle's first
+        frames.
         """
         h, w = self.cfg.input_hw
         K = np.array([[w / 2.0, 0.0, w / 2.0], [0.0, w / 2.0, h / 2.0], [0.0, 0.0, 1.0]])
@@ -239,6 +256,7 @@ class MapLocalizer:
         height = float(T_base_cam[2, 3]) if self.cfg.platform == "car" else WARM_UP_HEIGHT_M
         t0 = time.perf_counter()
         self.localize(rgb, K, (0.0, 0.0), T_base_cam, centre, 10.0, None, height)
+        self._all_yaws(self.params.yaw_prior_bins)  # the grids yaw-prior searches slice
         return 1e3 * (time.perf_counter() - t0)
 
     def _tilt_variance_m2(self, height_m: float | None, tilt_sigma_rad: float) -> float:

@@ -32,6 +32,15 @@ class TemplateRotator:
         self._grid = torch.from_numpy(template_grids(cfg, self.yaws_rad))
         self._grids: dict[torch.device, torch.Tensor] = {}
 
+    def subset(self, indices: np.ndarray) -> TemplateRotator:
+        """A rotator for some of this one's yaws, sharing its grids (no geometry redone)."""
+        sub = TemplateRotator.__new__(TemplateRotator)
+        sub.cfg = self.cfg
+        sub.yaws_rad = self.yaws_rad[indices]
+        sub._grid = self._grid[torch.from_numpy(np.asarray(indices, dtype=np.int64))]
+        sub._grids = {}
+        return sub
+
     def grid(self, device: torch.device) -> torch.Tensor:
         if device not in self._grids:
             self._grids[device] = self._grid.to(device)
