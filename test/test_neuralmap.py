@@ -79,7 +79,8 @@ def test_a_yaw_prior_searches_finer_bins_sliced_from_one_set_of_grids(tmp_path, 
                                 yaw_prior_bins=128, yaw_prior_deg=10.0)  # fmt: skip
     loc = MapLocalizer(params)
     cfg = loc.cfg
-    assert len(loc._rotator(None).yaws_rad) == 16
+    assert len(loc.yaw_hypotheses_rad(None)) == 16
+    assert np.array_equal(loc.yaw_hypotheses_rad(0.3), loc._rotator(0.3).yaws_rad)
     rot = loc._rotator(np.radians(-170.0))
     step = 2 * np.pi / 128
     d = np.angle(np.exp(1j * (rot.yaws_rad - np.radians(-170.0))))

@@ -128,8 +128,9 @@ def _cmd_neuralmap(args: argparse.Namespace) -> int:
                   f"{o['max_abs_diff_map_features']:.1e}; identical argmax "
                   f"{o['argmax_identical']:.1%}; total {o['total_ms_median']}")  # fmt: skip
         for name, t in v.get("latency", {}).items():
+            bins = f"{t['yaw_bins_searched']} yaw bins" if "yaw_bins_searched" in t else "yaw bins"
             print(
-                f"latency {name} (64 bins, 64 m): encoder {t['encoder']:.0f} ms, lifting "
+                f"latency {name} ({bins}, 64 m): encoder {t['encoder']:.0f} ms, lifting "
                 f"{t['lifting']:.0f} ms, map read {t['map_read']:.0f} ms, matching "
                 f"{t['matching']:.0f} ms, total {t['total']:.0f} ms (p95 {t['p95_total']:.0f})"
             )

@@ -68,7 +68,8 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
     model_dir = bundle.directory
     cfg = bundle.config
     result = {
-        "model": str(model_dir), "platform": cfg.platform, "res_m": cfg.res_m,
+        "model": _display_path(model_dir), "model_sha256": bundle.weights_sha256,
+        "platform": cfg.platform, "res_m": cfg.res_m,
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "torch_threads": torch.get_num_threads()},
         "protocol": {"prior_sigma_m": prior_sigma_m, "window_m": eval_window_m,
@@ -113,6 +114,14 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
     return result
 
 
+def _display_path(path: Path) -> str:
+    """A path as the reader typed it: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _merge(runs):
     from geoloc_ros.neuralmap.evaluate import Runs  # noqa: PLC0415
 
@@ -124,7 +133,8 @@ def _merge(runs):
 
 
 def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:
-    """Node setting (64 bins, 64 m window): no yaw prior, then a +-15 deg yaw prior."""
+    """Node setting (64 m window): 64 bins over 360 deg without a yaw prior, then the
+    `yaw_prior_bins` grid within +-15 deg of a yaw prior."""
     loc = MapLocalizer(replace(params, yaw_bins=64, window_m=64.0))
     out = {}
     for name, yaw_sigma in (("no_yaw_prior", None), ("yaw_prior_15deg", 3.0)):
@@ -133,6 +143,8 @@ def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:
         out[name] = {k: float(np.median([x[k] for x in t])) for k in t[0]}
         out[name]["p95_total"] = float(np.percentile([x["total"] for x in t], 95))
         out[name]["frames"] = len(t)
+        out[name]["yaw_bins_searched"] = loc.yaw_hypotheses_rad(
+            None if yaw_sigma is None else 0.0).size  # fmt: skip
     return out
 
 

@@ -168,6 +168,10 @@ class MapLocalizer:
             self._rotators[key] = self._all_yaws(k).subset(idx)
         return self._rotators[key]
 
+    def yaw_hypotheses_rad(self, yaw_hint: float | None) -> np.ndarray:
+        """The yaws a search with this yaw hint (None: no yaw prior) tries, in radians."""
+        return self._rotator(yaw_hint).yaws_rad
+
     def _all_yaws(self, k: int) -> TemplateRotator:
         if k not in self._full:
             self._full[k] = TemplateRotator(self.cfg, k)
