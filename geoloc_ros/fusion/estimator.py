@@ -134,12 +134,14 @@ class FusionEstimator:
         self._wheel: list[tuple[float, float, float]] = []  # (t, speed, var), by stamp
         self._velocity_due: deque[int] = deque()  # keyframes awaiting their wheel speed
         self._last_imu: tuple[float, np.ndarray, np.ndarray] | None = None
-        self._imu_att: tuple[float, np.ndarray, np.ndarray] | None = None  # t, R_map_base, cov
+        self._imu_att_sample: ImuSample | None = None  # the latest with a usable orientation
+        self._imu_att_cache: tuple[float, np.ndarray, np.ndarray] | None = None
         self._admission = GnssAdmission(self.cfg, self.counts, self.decisions)
         self._view_used: dict[str, tuple[float, np.ndarray]] = {}  # source -> (t, p_m)
         self._diverged = False
         self._carried: CarriedAttitude | None = None  # set by a divergence reset
         self.state: NavState | None = None
+        self._state_checked: NavState | None = None  # the last state on_imu found sane
 
     def _g(self, k: int) -> int:
         """The GNSS error state of keyframe k: one per block of keyframes (about 1 s; the
@@ -184,13 +186,16 @@ class FusionEstimator:
             self.reset()
             return None
         st = self.state
-        speed = float(np.linalg.norm(st.v_mps))
-        if not (speed < MAX_SPEED_MPS and np.isfinite([*st.p_m, *st.cov_pose_6x6.flat]).all()):
-            # e.g. after a gross outlier in an ungated visual fix: the smoother runs away
-            log.warning("fusion state diverged (|v| = %.3g m/s): re-initialising", speed)
-            self.counts["state_divergence_reset"] += 1
-            self.reset()
-            return None
+        if st is not self._state_checked:  # a new keyframe state: checked once, not per sample
+            speed = float(np.linalg.norm(st.v_mps))
+            if not (speed < MAX_SPEED_MPS and np.isfinite(st.p_m).all()
+                    and np.isfinite(st.cov_pose_6x6).all()):  # fmt: skip
+                # e.g. after a gross outlier in an ungated visual fix: the smoother runs away
+                log.warning("fusion state diverged (|v| = %.3g m/s): re-initialising", speed)
+                self.counts["state_divergence_reset"] += 1
+                self.reset()
+                return None
+            self._state_checked = st
         if self._diverged:
             log.warning(
                 "fusion diverged from GNSS for %.0f s: re-initialising", self.cfg.gnss_gate_reset_s
@@ -248,14 +253,25 @@ class FusionEstimator:
 
     # -- internals ------------------------------------------------------------------------
     def _store_attitude(self, s: ImuSample) -> None:
-        """Keep the latest AHRS orientation as R_map_base with a body-frame covariance."""
+        """Keep the latest usable AHRS orientation; converted only when a keyframe or the
+        start asks for it (_imu_att), not at IMU rate."""
         cov = s.cov_orientation_3x3
         if not (np.isfinite(s.q_xyzw).all() and np.isfinite(cov).all()) or cov[0, 0] < 0:
             return  # ROS marks "no orientation" with cov[0] = -1
+        self._imu_att_sample = s
+        self._imu_att_cache = None
+
+    @property
+    def _imu_att(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """(t, R_map_base, body-frame covariance) of the latest AHRS orientation."""
+        s = self._imu_att_sample
+        if s is None or self._imu_att_cache is not None:
+            return self._imu_att_cache
         R = matrix_from_xyzw(s.q_xyzw) @ self._R_base_imu.T
         floor = self.cfg.imu_orientation_min_sigma_rad**2
-        cov_body = R.T @ (cov + np.eye(3) * floor) @ R  # ROS: fixed axes; GTSAM: body axes
-        self._imu_att = (s.t_s, R, cov_body)
+        cov_body = R.T @ (s.cov_orientation_3x3 + np.eye(3) * floor) @ R  # ROS: fixed axes
+        self._imu_att_cache = (s.t_s, R, cov_body)  # ... GTSAM: body axes
+        return self._imu_att_cache
 
     def _init_at_origin(self, t: float) -> None:
         """Dead-reckoning start: the map origin, tilt from gravity, yaw from the AHRS or 0."""

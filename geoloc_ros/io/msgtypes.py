@@ -33,9 +33,15 @@ class RosbagsTypes:
 class RclpyTypes:
     """Message classes of the installed ROS 2 Python message packages."""
 
+    def __init__(self) -> None:
+        self._classes: dict[str, type] = {}  # a node builds messages at IMU rate
+
     def get(self, msgtype: str) -> type:
-        pkg, kind, name = msgtype.split("/")
-        return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+        cls = self._classes.get(msgtype)
+        if cls is None:
+            pkg, kind, name = msgtype.split("/")
+            cls = self._classes[msgtype] = getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+        return cls
 
 
 @cache
