@@ -269,8 +269,9 @@ class FusionEstimator:
             return self._imu_att_cache
         R = matrix_from_xyzw(s.q_xyzw) @ self._R_base_imu.T
         floor = self.cfg.imu_orientation_min_sigma_rad**2
-        cov_body = R.T @ (s.cov_orientation_3x3 + np.eye(3) * floor) @ R  # ROS: fixed axes
-        self._imu_att_cache = (s.t_s, R, cov_body)  # ... GTSAM: body axes
+        # ROS gives the orientation covariance about fixed axes; GTSAM wants body axes
+        cov_body = R.T @ (s.cov_orientation_3x3 + np.eye(3) * floor) @ R
+        self._imu_att_cache = (s.t_s, R, cov_body)
         return self._imu_att_cache
 
     def _init_at_origin(self, t: float) -> None:
