@@ -167,7 +167,7 @@ def test_internal_error_is_counted_and_resets_the_fusion(context):
     assert node.pipeline.estimator.initialized
     assert len(node.path_poses) == 3  # bounded
 
-    def boom(*_):
+    def boom(*_, **__):
         raise RuntimeError("IndeterminantLinearSystem")
 
     node.pipeline.estimator.on_imu = boom
@@ -245,6 +245,20 @@ def test_outputs_wait_until_the_heading_is_known():
     assert gated is not None and ungated is not None
     assert math.sqrt(gated.cov_pose_6x6[5, 5]) <= 0.02
     assert math.sqrt(ungated.cov_pose_6x6[5, 5]) > 0.02 and ungated.t_s < gated.t_s
+
+
+def test_pipeline_returns_states_at_the_output_rate_not_the_imu_rate():
+    """handle() builds an IMU-rate state only when an output is due, for node and eval."""
+    from geoloc_ros.fusion.config import FusionConfig
+    from geoloc_ros.fusion.pipeline import FusionPipeline
+
+    pipe = FusionPipeline(FusionConfig(output_rate_hz=20.0))
+    stamps = [s.t_s for name, msg in drive(6.0) if (s := pipe.handle(name, msg)) is not None]
+    assert pipe.estimator.initialized and len(stamps) > 50
+    steps = np.diff(stamps)
+    np.testing.assert_allclose(steps, 0.05, atol=1e-6)  # every 5th sample of 100 Hz
+    t_last = stamps[-1]
+    assert pipe.odom.t_s == t_last  # the odom frame integrates the states it returned
 
 
 def test_benchmark_calls_the_path_timer_at_the_node_rate():

@@ -159,8 +159,9 @@ class FusionEstimator:
         return self._smoother is not None
 
     # -- inputs -----------------------------------------------------------------------
-    def on_imu(self, s: ImuSample) -> NavState | None:
-        """Integrate one IMU sample; returns the IMU-rate state once initialised."""
+    def on_imu(self, s: ImuSample, propagate: bool = True) -> NavState | None:
+        """Integrate one IMU sample; returns the IMU-rate state once initialised (None
+        with `propagate` false: outputs decimated below the IMU rate build it when due)."""
         acc = self._R_base_imu @ s.accel_mps2
         gyr = self._R_base_imu @ s.gyro_radps
         if not (np.isfinite(acc).all() and np.isfinite(gyr).all()):
@@ -204,7 +205,7 @@ class FusionEstimator:
             self.reset()  # keeps the datum; re-initialises from the next fixes
             self._carried = carried  # ... with the attitude and biases (warm_start.py)
             return None
-        return self._propagated(s.t_s)
+        return self.propagated(s.t_s) if propagate else None
 
     def on_gnss(self, fix: GnssFix) -> Decision | None:
         """Queue a fix (latency-corrected); decided when its keyframe exists."""
@@ -452,7 +453,7 @@ class FusionEstimator:
 
     def _carry_attitude(self, t: float) -> CarriedAttitude | None:
         """The IMU-rate attitude at t and the newest biases, with their marginal sigmas."""
-        st = self._propagated(t)
+        st = self.propagated(t)
         P = self._recent.get(self._k, (None, None, None))[2]
         if st is None or P is None:
             return None
@@ -785,13 +786,14 @@ class FusionEstimator:
             sm.marginalCovariance(X(j)),
         )
 
-    def _propagated(self, t: float) -> NavState | None:
+    def propagated(self, t: float) -> NavState | None:
+        """The newest keyframe state carried to IMU time t by the running preintegration."""
         if self._nav is None or self.state is None:
             return None
         nav = self._pim.predict(self._nav, self._bias)
-        R = nav.attitude().matrix()
+        q = nav.attitude().toQuaternion().coeffs()  # Eigen's order is x, y, z, w
         return NavState(
-            t_s=t, p_m=nav.position(), q_xyzw=xyzw_from_matrix(R), v_mps=nav.velocity(),
+            t_s=t, p_m=nav.position(), q_xyzw=q if q[3] >= 0 else -q, v_mps=nav.velocity(),
             w_radps=self._last_imu[2] - self._bias.gyroscope(),
             cov_pose_6x6=self.state.cov_pose_6x6,
             frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,

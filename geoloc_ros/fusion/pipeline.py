@@ -19,14 +19,13 @@ import numpy as np
 from geoloc_ros.errors import InputRejected, TimeJump
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.fusion.estimator import FusionEstimator
-from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix
 from geoloc_ros.io.convert import (
     gnss_from_msg,
     imu_from_msg,
     posefix_from_msg,
     stamp_of,
 )
-from geoloc_ros.timeutil import GapMeter, TimeGuard
+from geoloc_ros.timeutil import Decimator, GapMeter, TimeGuard
 from geoloc_ros.types import CovarianceType, Decision, GnssFix, GnssStatus, NavState
 
 INPUTS = ("imu", "fix", "wheel_odom", "map_localizer/fix", "posenet/fix")
@@ -46,40 +45,49 @@ class Rejection:
 
 
 class OdomFrame:
-    """T_odom_base by dead reckoning on the fused velocity and rate: continuous by design."""
+    """T_odom_base by dead reckoning on the fused velocity and rate: continuous by design.
+
+    Rotations are gtsam.Rot3 (quaternion in and out without 3x3 round trips: this runs at
+    the output rate, 50 Hz)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.t_s: float | None = None
-        self.R_odom_base = np.eye(3)
+        self.R_odom_base = gtsam.Rot3()
         self.p_odom_base = np.zeros(3)
-        self._R_map_odom = np.eye(3)
+        self._R_map_odom = gtsam.Rot3()
         self._p_map_odom = np.zeros(3)
 
     def update(self, s: NavState) -> None:
-        R_map_base = matrix_from_xyzw(s.q_xyzw)
+        q = s.q_xyzw
+        R_map_base = gtsam.Rot3.Quaternion(q[3], q[0], q[1], q[2])
         if self.t_s is None:  # odom starts where map is, so map -> odom starts at identity
             self.R_odom_base, self.p_odom_base = R_map_base, s.p_m.copy()
         else:
             dt = s.t_s - self.t_s
-            v_base = R_map_base.T @ s.v_mps
-            self.p_odom_base = self.p_odom_base + self.R_odom_base @ v_base * dt
-            self.R_odom_base = self.R_odom_base @ gtsam.Rot3.Expmap(s.w_radps * dt).matrix()
+            v_base = R_map_base.unrotate(s.v_mps)
+            self.p_odom_base = self.p_odom_base + self.R_odom_base.rotate(v_base) * dt
+            self.R_odom_base = self.R_odom_base.compose(gtsam.Rot3.Expmap(s.w_radps * dt))
         self.t_s = s.t_s
-        self._R_map_odom = R_map_base @ self.R_odom_base.T
-        self._p_map_odom = s.p_m - self._R_map_odom @ self.p_odom_base
+        self._R_map_odom = R_map_base.compose(self.R_odom_base.inverse())
+        self._p_map_odom = s.p_m - self._R_map_odom.rotate(self.p_odom_base)
 
     @property
     def T_map_odom(self) -> tuple[np.ndarray, np.ndarray]:
         """(p_m, q_xyzw) of odom in map."""
-        return self._p_map_odom, xyzw_from_matrix(self._R_map_odom)
+        return self._p_map_odom, _xyzw(self._R_map_odom)
 
     @property
     def T_odom_base(self) -> tuple[np.ndarray, np.ndarray]:
         """(p_m, q_xyzw) of base_link in odom."""
-        return self.p_odom_base, xyzw_from_matrix(self.R_odom_base)
+        return self.p_odom_base, _xyzw(self.R_odom_base)
+
+
+def _xyzw(R: gtsam.Rot3) -> np.ndarray:
+    q = R.toQuaternion().coeffs()  # Eigen's order: x, y, z, w
+    return q if q[3] >= 0 else -q
 
 
 class FusionPipeline:
@@ -95,6 +103,9 @@ class FusionPipeline:
         self.resets = 0
         self.imu_gaps = GapMeter()  # dropped IMU samples (a loaded DDS link, a driver stall)
         self.heading_known = cfg.output_max_yaw_sigma_rad <= 0  # outputs start when True
+        # IMU-rate states are built only at the output rate: at 100-400 Hz IMU most
+        # samples are integrated and nothing more (the node and the eval publish these)
+        self._output = Decimator(1.0 / cfg.output_rate_hz)
         self._handlers: dict[str, Callable[[Any], NavState | None]] = {
             "imu": self._imu,
             "fix": self._fix,
@@ -110,11 +121,13 @@ class FusionPipeline:
         for guard in self._guards.values():
             guard.reset()
         self.imu_gaps.reset()
+        self._output.reset()
         self.heading_known = self.cfg.output_max_yaw_sigma_rad <= 0
         self.resets += 1
 
     def handle(self, name: str, msg: Any) -> NavState | None:
-        """Feed one message of input `name`; returns the IMU-rate state for IMU messages."""
+        """Feed one message of input `name`; returns the IMU-rate state for the IMU
+        messages on which an output is due (`output_rate_hz`), else None."""
         if name not in self._handlers:
             raise KeyError(f"unknown fusion input {name!r}; known: {', '.join(INPUTS)}")
         try:
@@ -152,11 +165,14 @@ class FusionPipeline:
             # bridged: integrating across it would add a keyframe every period, for hours
             self.reset()
             self._stamp("imu", s.t_s)
-        state = self.estimator.on_imu(s)
-        if state is None:
+        est = self.estimator
+        est.on_imu(s, propagate=False)
+        if est.state is None or not self._heading_ready(est.state) or not self._output.due(s.t_s):
             return None
-        self.odom.update(state)
-        return state if self._heading_ready(state) else None
+        state = est.propagated(s.t_s)
+        if state is not None:
+            self.odom.update(state)  # dead reckoning at the output rate: all TF consumes
+        return state
 
     def _heading_ready(self, s: NavState) -> bool:
         """Latches once the fused yaw sigma reaches output_max_yaw_sigma_rad (until a reset)."""
