@@ -211,3 +211,30 @@ def test_camera_info_of_another_size_or_bad_k_is_rejected():
         convert.camera_frame_from_msgs(
             msg_from_image(np.zeros((24, 32), np.uint8), 3.0, "c", TYPES), info
         )
+
+
+def test_fill_odometry_in_place_matches_a_built_message():
+    """fusion_node refills one Odometry per output; every field must be the new state's."""
+    a = NavState(1.0, [1, 2, 3], xyzw_from_rpy(0.1, 0.0, 1.0), v_mps=[1.0, 2.0, 0.0],
+                 w_radps=[0.0, 0.0, 0.3], cov_pose_6x6=np.diag([1.0, 2, 3, 4, 5, 6]),
+                 frame_id="map", child_frame_id="base_link")  # fmt: skip
+    b = NavState(2.5, [-4, 5, 0.5], xyzw_from_rpy(0.0, 0.2, -2.0), v_mps=[0.0, -3.0, 0.1],
+                 frame_id="map", child_frame_id="base_link")  # fmt: skip
+    msg = convert.fill_odometry(convert.odometry_from_navstate(a, TYPES), b)
+    want = convert.odometry_from_navstate(b, TYPES)
+    assert msg.header.stamp == want.header.stamp and msg.header.frame_id == "map"
+    back, expected = convert.navstate_from_odometry(msg), convert.navstate_from_odometry(want)
+    for field in ("t_s", "p_m", "q_xyzw", "v_mps", "w_radps"):
+        np.testing.assert_allclose(getattr(back, field), getattr(expected, field), atol=1e-12)
+    np.testing.assert_array_equal(msg.pose.covariance, want.pose.covariance)  # b has none
+
+
+def test_fill_transform_keeps_frames_and_sets_stamp_and_pose():
+    msg = convert.transform_msg(0.0, "map", "odom", [0, 0, 0], [0, 0, 0, 1], TYPES)
+    q = xyzw_from_rpy(0.0, 0.0, 0.5)
+    convert.fill_transform(msg, 12.25, [1.0, -2.0, 3.0], q)
+    assert (msg.header.frame_id, msg.child_frame_id) == ("map", "odom")
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (12, 250_000_000)
+    t, r = msg.transform.translation, msg.transform.rotation
+    assert (t.x, t.y, t.z) == (1.0, -2.0, 3.0)
+    np.testing.assert_allclose([r.x, r.y, r.z, r.w], q)

@@ -17,7 +17,7 @@ from geoloc_ros.errors import InputRejected
 from geoloc_ros.geo.covariance import check_covariance
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, normalized_xyzw
 from geoloc_ros.io.msgtypes import MessageTypes, header_msg
-from geoloc_ros.timeutil import stamp_to_s
+from geoloc_ros.timeutil import s_to_stamp, stamp_to_s
 from geoloc_ros.types import (
     CovarianceType,
     GnssFix,
@@ -247,6 +247,42 @@ def odometry_from_navstate(s: NavState, types: MessageTypes) -> Any:
             covariance=_cov_field(s.cov_twist_6x6, 6),
         ),
     )
+
+
+def fill_odometry(msg: Any, s: NavState) -> Any:
+    """Write a NavState into an existing nav_msgs/Odometry, as odometry_from_navstate
+    builds one: a node refilling one message per output skips building ~15 nested ones."""
+    fill_header(msg.header, s.t_s, s.frame_id)
+    msg.child_frame_id = s.child_frame_id
+    _fill_xyz(msg.pose.pose.position, s.p_m)
+    _fill_quat(msg.pose.pose.orientation, s.q_xyzw)
+    msg.pose.covariance = _cov_field(s.cov_pose_6x6, 6)
+    _fill_xyz(msg.twist.twist.linear, matrix_from_xyzw(s.q_xyzw).T @ s.v_mps)
+    _fill_xyz(msg.twist.twist.angular, s.w_radps)
+    msg.twist.covariance = _cov_field(s.cov_twist_6x6, 6)
+    return msg
+
+
+def fill_transform(msg: Any, t_s: float, p_m: Any, q_xyzw: Any) -> Any:
+    """Write T_parent_child into an existing TransformStamped (frames left as they are)."""
+    fill_header(msg.header, t_s)
+    _fill_xyz(msg.transform.translation, p_m)
+    _fill_quat(msg.transform.rotation, q_xyzw)
+    return msg
+
+
+def fill_header(header: Any, t_s: float, frame_id: str | None = None) -> None:
+    header.stamp.sec, header.stamp.nanosec = s_to_stamp(t_s)
+    if frame_id is not None:
+        header.frame_id = frame_id
+
+
+def _fill_xyz(v: Any, xyz: Any) -> None:
+    v.x, v.y, v.z = float(xyz[0]), float(xyz[1]), float(xyz[2])
+
+
+def _fill_quat(q: Any, xyzw: Any) -> None:
+    q.x, q.y, q.z, q.w = float(xyzw[0]), float(xyzw[1]), float(xyzw[2]), float(xyzw[3])
 
 
 # --- geometry_msgs/TransformStamped --------------------------------------------------------
