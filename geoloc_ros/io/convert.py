@@ -272,6 +272,7 @@ def fill_transform(msg: Any, t_s: float, p_m: Any, q_xyzw: Any) -> Any:
 
 
 def fill_header(header: Any, t_s: float, frame_id: str | None = None) -> None:
+    """Set an existing std_msgs/Header's stamp (and frame, if given) in place."""
     header.stamp.sec, header.stamp.nanosec = s_to_stamp(t_s)
     if frame_id is not None:
         header.frame_id = frame_id
