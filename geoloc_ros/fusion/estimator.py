@@ -32,7 +32,12 @@ from geoloc_ros.fusion.gnss_admission import GnssAdmission, Held, Innovation
 from geoloc_ros.fusion.smoother import FixedLagSmoother
 from geoloc_ros.fusion.warm_start import CarriedAttitude
 from geoloc_ros.geo.covariance import cov_gtsam_from_ros, cov_ros_from_gtsam
-from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_matrix, xyzw_from_rpy
+from geoloc_ros.geo.quaternion import (
+    matrix_from_xyzw,
+    xyzw_from_matrix,
+    xyzw_from_rot3,
+    xyzw_from_rpy,
+)
 from geoloc_ros.geo.se3 import skew
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.types import (
@@ -791,9 +796,8 @@ class FusionEstimator:
         if self._nav is None or self.state is None:
             return None
         nav = self._pim.predict(self._nav, self._bias)
-        q = nav.attitude().toQuaternion().coeffs()  # Eigen's order is x, y, z, w
         return NavState(
-            t_s=t, p_m=nav.position(), q_xyzw=q if q[3] >= 0 else -q, v_mps=nav.velocity(),
+            t_s=t, p_m=nav.position(), q_xyzw=xyzw_from_rot3(nav.attitude()), v_mps=nav.velocity(),
             w_radps=self._last_imu[2] - self._bias.gyroscope(),
             cov_pose_6x6=self.state.cov_pose_6x6,
             frame_id=self.cfg.map_frame, child_frame_id=self.cfg.base_frame,

@@ -19,6 +19,7 @@ import numpy as np
 from geoloc_ros.errors import InputRejected, TimeJump
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.fusion.estimator import FusionEstimator
+from geoloc_ros.geo.quaternion import rot3_from_xyzw, xyzw_from_rot3
 from geoloc_ros.io.convert import (
     gnss_from_msg,
     imu_from_msg,
@@ -61,8 +62,7 @@ class OdomFrame:
         self._p_map_odom = np.zeros(3)
 
     def update(self, s: NavState) -> None:
-        q = s.q_xyzw
-        R_map_base = gtsam.Rot3.Quaternion(q[3], q[0], q[1], q[2])
+        R_map_base = rot3_from_xyzw(s.q_xyzw)
         if self.t_s is None:  # odom starts where map is, so map -> odom starts at identity
             self.R_odom_base, self.p_odom_base = R_map_base, s.p_m.copy()
         else:
@@ -77,17 +77,12 @@ class OdomFrame:
     @property
     def T_map_odom(self) -> tuple[np.ndarray, np.ndarray]:
         """(p_m, q_xyzw) of odom in map."""
-        return self._p_map_odom, _xyzw(self._R_map_odom)
+        return self._p_map_odom, xyzw_from_rot3(self._R_map_odom)
 
     @property
     def T_odom_base(self) -> tuple[np.ndarray, np.ndarray]:
         """(p_m, q_xyzw) of base_link in odom."""
-        return self.p_odom_base, _xyzw(self.R_odom_base)
-
-
-def _xyzw(R: gtsam.Rot3) -> np.ndarray:
-    q = R.toQuaternion().coeffs()  # Eigen's order: x, y, z, w
-    return q if q[3] >= 0 else -q
+        return self.p_odom_base, xyzw_from_rot3(self.R_odom_base)
 
 
 class FusionPipeline:

@@ -105,5 +105,6 @@ def rot3_from_xyzw(q_xyzw):
 
 
 def xyzw_from_rot3(rot3) -> np.ndarray:
-    """ROS-order quaternion (w >= 0) of a gtsam.Rot3."""
-    return xyzw_from_matrix(rot3.matrix())
+    """ROS-order quaternion (w >= 0) of a gtsam.Rot3 (no 3x3 round trip: output-rate path)."""
+    q = rot3.toQuaternion().coeffs()  # Eigen's order: x, y, z, w
+    return -q if q[3] < 0 else q
