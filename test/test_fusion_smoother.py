@@ -95,8 +95,7 @@ def test_anchors_keep_batches_off_the_relinearizing_path_and_change_nothing() ->
     params = gtsam.ISAM2Params()
     params.relinearizeSkip = 1
     smoothers = [
-        FixedLagSmoother(3.0, params, batch_s=1.0, use_anchors=anchors)
-        for anchors in (True, False)
+        FixedLagSmoother(3.0, params, batch_s=1.0, use_anchors=anchors) for anchors in (True, False)
     ]
     for k, g in enumerate(steps):
         for sm in smoothers:
