@@ -91,6 +91,15 @@ def test_geodetic_from_ecef_matches_proj(lat, lon, alt):
     assert abs(alt_o - alt_p) < MM
 
 
+@settings(max_examples=50, deadline=None)
+@given(lat=lats, lon=lons, alt=alts)
+def test_one_point_path_matches_the_vectorised_one(lat, lon, alt):
+    """Python floats take a math-module path; it agrees with numpy's to rounding."""
+    one = ecef_from_geodetic(float(lat), float(lon), float(alt))
+    vec = ecef_from_geodetic(np.array([lat]), np.array([lon]), np.array([alt]))[0]
+    np.testing.assert_allclose(one, vec, rtol=0, atol=1e-8)
+
+
 def test_vectorised_matches_proj():
     rng = np.random.default_rng(7)
     shape = (4, 50)

@@ -62,6 +62,21 @@ def test_imu_impossible_covariance_is_rejected():
         convert.imu_from_msg(msg)
 
 
+def test_imu_covariances_are_validated_per_distinct_pair_not_remembered_wrongly():
+    """The rate covariances are validated once per distinct pair: the same pair comes
+    back (read-only, so samples can share it), a changed one is checked again."""
+    good = convert.msg_from_imu(imu_sample(), TYPES)
+    first = convert.imu_from_msg(good)
+    again = convert.imu_from_msg(good)
+    np.testing.assert_array_equal(first.cov_gyro_3x3, again.cov_gyro_3x3)
+    assert not again.cov_gyro_3x3.flags.writeable
+    good.angular_velocity_covariance[4] = 0.0  # a zero variance on y: impossible
+    with pytest.raises(InputRejected, match="variance <= 0"):
+        convert.imu_from_msg(good)
+    bigger = convert.msg_from_imu(imu_sample(cov_gyro_3x3=np.eye(3) * 4e-4), TYPES)
+    np.testing.assert_allclose(convert.imu_from_msg(bigger).cov_gyro_3x3, np.eye(3) * 4e-4)
+
+
 def fix(**kw) -> GnssFix:
     base = dict(
         t_s=100.5,

@@ -6,6 +6,7 @@ is tested to < 1 mm (test/test_geo_wgs84.py).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ E2 = F * (2.0 - F)  # first eccentricity squared
 
 def ecef_from_geodetic(lat_deg, lon_deg, alt_m) -> np.ndarray:
     """ECEF [m], shape (..., 3), from latitude/longitude [deg] and ellipsoidal height [m]."""
+    if type(lat_deg) is float and type(lon_deg) is float and type(alt_m) is float:
+        return _ecef_from_geodetic_1(lat_deg, lon_deg, alt_m)
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
     lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
     alt = np.asarray(alt_m, dtype=np.float64)
@@ -29,6 +32,20 @@ def ecef_from_geodetic(lat_deg, lon_deg, alt_m) -> np.ndarray:
     y = (n + alt) * cos_lat * np.sin(lon)
     z = (n * (1.0 - E2) + alt) * sin_lat
     return np.stack(np.broadcast_arrays(x, y, z), axis=-1)
+
+
+def _ecef_from_geodetic_1(lat_deg: float, lon_deg: float, alt_m: float) -> np.ndarray:
+    """One point, with the math module: a tenth of numpy's per-call cost (every fix)."""
+    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
+    sin_lat, cos_lat = math.sin(lat), math.cos(lat)
+    n = A_M / math.sqrt(1.0 - E2 * sin_lat * sin_lat)
+    return np.array(
+        [
+            (n + alt_m) * cos_lat * math.cos(lon),
+            (n + alt_m) * cos_lat * math.sin(lon),
+            (n * (1.0 - E2) + alt_m) * sin_lat,
+        ]
+    )
 
 
 def geodetic_from_ecef(p_ecef_m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
