@@ -51,8 +51,10 @@ def _cmd_fusion(args: argparse.Namespace) -> int:
                   f"{s['max']:>9.2f}{s['n']:>8}")  # fmt: skip
     ev = r["eval_comma2k19"]
     if ev:
-        print(f"eval comma2k19: {ev['data_s']:.0f} s in {ev['wall_s']:.1f} s "
-              f"= {ev['realtime_factor']:.1f}x real time")  # fmt: skip
+        print(f"eval comma2k19: {ev['data_s']:.0f} s in {ev['wall_s']:.2f} s "
+              f"= {ev['realtime_factor']:.1f}x real time (reader process: "
+              f"{ev['reader_process']}; all in one process {ev['in_process_wall_s']:.2f} s "
+              f"= {ev['in_process_realtime_factor']:.1f}x)")  # fmt: skip
     else:
         print("eval comma2k19: skipped (../shared/data/comma2k19_seg40 not found)")
     mem = r.get("memory")

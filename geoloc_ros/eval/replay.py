@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from geoloc_ros.errors import BagError, InputRejected
+from geoloc_ros.eval.readahead import Item, converted, read_ahead, reader_process_available
 from geoloc_ros.eval.trajectory import Trajectory
 from geoloc_ros.fusion.config import FusionConfig
 from geoloc_ros.fusion.pipeline import FusionPipeline, Rejection
 from geoloc_ros.io import topics
 from geoloc_ros.io.bag import BagReader
-from geoloc_ros.io.convert import gnss_from_msg, navstate_from_odometry, stamp_of
-from geoloc_ros.types import Decision, NavState
+from geoloc_ros.types import Decision, GnssFix, NavState
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,14 @@ def replay_fusion(
     no_gnss: bool = False,
     progress: bool = True,
     sources: Sequence = (),
+    reader_process: bool | None = None,
 ) -> ReplayResult:
     """Run the fusion over a bag; `gnss_outage_s` = (start from bag start, duration) withheld.
 
     `sources` (eval.sources) compute visual fixes in the loop from the bag's images with
     the fusion's current state as prior; a recorded topic of the same input is then ignored.
+    `reader_process` decodes and converts the bag in a forked process (eval.readahead);
+    None: when there are no sources and a second core.
     """
     import time  # noqa: PLC0415
 
@@ -97,7 +100,7 @@ def replay_fusion(
         if topics.IMU not in present:
             raise BagError(f"{bag_path}: no {topics.IMU} topic; the fusion needs an IMU")
         live = {"/" + src.input_name for src in sources}
-        source_topics = {t for src in sources for t in src.topics}
+        source_topics = frozenset(t for src in sources for t in src.topics)
         wanted = [t for t in (*BAG_INPUTS, topics.GROUND_TRUTH, *sorted(source_topics))
                   if t in present and t not in live]  # fmt: skip
         wanted = list(dict.fromkeys(wanted))
@@ -106,38 +109,58 @@ def replay_fusion(
         if gnss_outage_s is not None:
             a = bag.start_s + gnss_outage_s[0]
             res.outage_s = (a, a + gnss_outage_s[1])
-        total = sum(present[t] for t in wanted)
+        if reader_process is None:
+            reader_process = not sources and reader_process_available()
+        if reader_process and sources:
+            raise ValueError("visual sources need the raw images: no reader process")
+        inputs = {t: n for t, n in BAG_INPUTS.items() if t not in live}
+        items = (
+            read_ahead(bag_path, wanted, inputs, topics.GROUND_TRUTH)
+            if reader_process
+            else converted(bag.messages(wanted), inputs, topics.GROUND_TRUTH, source_topics)
+        )
         t0 = time.perf_counter()
-        bar = tqdm(bag.messages(wanted), total=total, disable=not progress, unit="msg",
-                   desc=f"eval {Path(bag_path).name}", leave=False)  # fmt: skip
-        for m in bar:
-            if m.topic == topics.GROUND_TRUTH:
-                _keep_ground_truth(res, m.msg)
-                continue
-            name = BAG_INPUTS.get(m.topic)
-            if name == "fix" and _withheld(res, m.msg, no_gnss):
-                continue  # nor do the sources see it: no GNSS prior in an outage
-            if m.topic in source_topics:
-                _run_sources(res, pipeline, sources, m)
-            if name is None:
-                _keep_keyframe(res, pipeline)
-                continue
-            try:
-                state = pipeline.handle(name, m.msg)
-            except InputRejected as exc:
-                res.rejections.append(Rejection(_stamp(m), name, exc.reason, str(exc)))
-            else:
-                if state is not None:  # one per output period, as fusion_node publishes
-                    res.published.append((state.t_s, state.p_m, state.q_xyzw))
-            if name == "fix":
-                _keep_fix(res, pipeline, m.msg)
-            _keep_keyframe(res, pipeline)
+        bar = tqdm(items, total=sum(present[t] for t in wanted), disable=not progress,
+                   unit="msg", desc=f"eval {Path(bag_path).name}", leave=False)  # fmt: skip
+        for it in bar:
+            _replay_one(res, pipeline, sources, source_topics, it, no_gnss)
         res.wall_s = time.perf_counter() - t0
     ltp = pipeline.estimator.ltp
     res.datum = (ltp.lat0_deg, ltp.lon0_deg, ltp.alt0_m) if ltp is not None else None
     res.resets = pipeline.resets
     res.counts = dict(pipeline.estimator.counts)
     return res
+
+
+def _replay_one(res, pipeline: FusionPipeline, sources, source_topics, it: Item, no_gnss: bool):
+    """One converted bag message through the pipeline, as fusion_node would take it."""
+    if it.topic == topics.GROUND_TRUTH:
+        if it.item is not None:
+            res.ground_truth.append(it.item)
+        return
+    name = BAG_INPUTS.get(it.topic)
+    if name == "fix" and _withheld(res, it.stamp_s, no_gnss):
+        return  # nor do the sources see it: no GNSS prior in an outage
+    if it.topic in source_topics:
+        _run_sources(res, pipeline, sources, it)
+    if name is None or (it.item is None and it.rejected is None):
+        _keep_keyframe(res, pipeline)
+        return
+    if it.rejected is not None:
+        reason, text = it.rejected
+        pipeline.count_rejected(name, reason)
+        res.rejections.append(Rejection(it.stamp_s, name, reason, text))
+    else:
+        try:
+            state = pipeline.feed(name, it.item)
+        except InputRejected as exc:
+            res.rejections.append(Rejection(it.stamp_s, name, exc.reason, str(exc)))
+        else:
+            if state is not None:  # one per output period, as fusion_node publishes
+                res.published.append((state.t_s, state.p_m, state.q_xyzw))
+        if name == "fix":
+            _keep_fix(res, pipeline, it.item)
+    _keep_keyframe(res, pipeline)
 
 
 def _keep_keyframe(res: ReplayResult, pipeline: FusionPipeline) -> None:
@@ -148,58 +171,40 @@ def _keep_keyframe(res: ReplayResult, pipeline: FusionPipeline) -> None:
         res.fusion.append(s)
 
 
-def _run_sources(res: ReplayResult, pipeline: FusionPipeline, sources, m) -> None:
+def _run_sources(res: ReplayResult, pipeline: FusionPipeline, sources, it: Item) -> None:
     """Hand a message to the visual sources; feed the fixes they return to the fusion."""
     from geoloc_ros.io.convert import msg_from_posefix  # noqa: PLC0415
     from geoloc_ros.io.msgtypes import RosbagsTypes, default_typestore  # noqa: PLC0415
 
     for src in sources:
-        if m.topic not in src.topics:
+        if it.topic not in src.topics:
             continue
         try:
-            fix = src.on_message(m.topic, m.msg, pipeline.output_state)  # as the nodes see it
+            fix = src.on_message(it.topic, it.msg, pipeline.output_state)  # as the nodes see it
             if fix is not None:
                 msg = msg_from_posefix(fix, RosbagsTypes(default_typestore()))
                 pipeline.handle(src.input_name, msg)
         except InputRejected as exc:
-            if m.topic == topics.IMAGE:  # the fusion reports bad IMU messages itself
-                res.rejections.append(Rejection(_stamp(m), src.input_name, exc.reason, str(exc)))
+            if it.topic == topics.IMAGE:  # the fusion reports bad IMU messages itself
+                res.rejections.append(Rejection(it.stamp_s, src.input_name, exc.reason, str(exc)))
 
 
-def _stamp(m) -> float:
-    try:
-        return stamp_of(m.msg)
-    except Exception:  # a message without a usable header: its log time will do
-        return m.t_log_s
-
-
-def _withheld(res: ReplayResult, msg, no_gnss: bool) -> bool:
+def _withheld(res: ReplayResult, stamp_s: float, no_gnss: bool) -> bool:
     if no_gnss:
         res.withheld_fixes += 1
         return True
-    if res.outage_s is not None and res.outage_s[0] <= stamp_of(msg) < res.outage_s[1]:
+    if res.outage_s is not None and res.outage_s[0] <= stamp_s < res.outage_s[1]:
         res.withheld_fixes += 1
         return True
     return False
 
 
-def _keep_fix(res: ReplayResult, pipeline: FusionPipeline, msg) -> None:
+def _keep_fix(res: ReplayResult, pipeline: FusionPipeline, fix: GnssFix) -> None:
     """The raw baseline: every fix with a position, in the fusion's map frame."""
     ltp = pipeline.estimator.ltp
-    try:
-        fix = gnss_from_msg(msg)
-    except InputRejected:
-        return
     if ltp is None or not fix.has_fix:
         return
     res.fixes_enu.append((fix.t_s, ltp.enu_from_geodetic(fix.lat_deg, fix.lon_deg, fix.alt_m)))
-
-
-def _keep_ground_truth(res: ReplayResult, msg) -> None:
-    try:
-        res.ground_truth.append(navstate_from_odometry(msg))
-    except InputRejected as exc:
-        log.debug("ground truth message skipped: %s", exc)
 
 
 def read_sim_info(bag_path: str | Path) -> dict | None:

@@ -27,12 +27,50 @@ from geoloc_ros.io.convert import (
     stamp_of,
 )
 from geoloc_ros.timeutil import Decimator, GapMeter, TimeGuard
-from geoloc_ros.types import CovarianceType, Decision, GnssFix, GnssStatus, NavState
+from geoloc_ros.types import (
+    CovarianceType,
+    Decision,
+    GnssFix,
+    GnssStatus,
+    ImuSample,
+    NavState,
+    PoseFix,
+)
 
 INPUTS = ("imu", "fix", "wheel_odom", "map_localizer/fix", "posenet/fix")
 """The fusion's inputs, named as the node's (relative, remappable) topics."""
 
 DEFAULT_WHEEL_VARIANCE_M2PS2 = 0.01  # odometry without a twist covariance
+
+
+@dataclass(frozen=True)
+class WheelSpeed:
+    """Forward speed of a wheel-odometry message (twist.linear.x, child frame) and its
+    variance as reported (the pipeline replaces one that is not finite and positive)."""
+
+    t_s: float
+    speed_mps: float
+    var_m2ps2: float
+
+
+def convert_input(name: str, msg: Any) -> ImuSample | GnssFix | WheelSpeed | PoseFix:
+    """The core type of one ROS message of fusion input `name`; InputRejected if bad.
+
+    Pure (no pipeline state), so it can run where the messages are read: `geoloc eval`
+    converts in its reader process while the fusion runs (eval.readahead)."""
+    if name == "imu":
+        return imu_from_msg(msg)
+    if name == "fix":
+        return gnss_from_msg(msg)
+    if name == "wheel_odom":
+        return WheelSpeed(
+            stamp_of(msg), float(msg.twist.twist.linear.x), float(msg.twist.covariance[0])
+        )
+    if name == "map_localizer/fix":
+        return posefix_from_msg(msg, 3, "map_localizer")
+    if name == "posenet/fix":
+        return posefix_from_msg(msg, 6, "posenet")
+    raise KeyError(f"unknown fusion input {name!r}; known: {', '.join(INPUTS)}")
 
 
 @dataclass(frozen=True)
@@ -105,8 +143,8 @@ class FusionPipeline:
             "imu": self._imu,
             "fix": self._fix,
             "wheel_odom": self._wheel,
-            "map_localizer/fix": lambda m: self._pose(m, 3, "map_localizer"),
-            "posenet/fix": lambda m: self._pose(m, 6, "posenet"),
+            "map_localizer/fix": lambda f: self._pose(f, "map_localizer"),
+            "posenet/fix": lambda f: self._pose(f, "posenet"),
         }
 
     def reset(self) -> None:
@@ -126,12 +164,29 @@ class FusionPipeline:
         if name not in self._handlers:
             raise KeyError(f"unknown fusion input {name!r}; known: {', '.join(INPUTS)}")
         try:
-            out = self._handlers[name](msg)
+            item = convert_input(name, msg)
         except InputRejected as exc:
-            self.rejected[(name, exc.reason)] += 1
+            self.count_rejected(name, exc.reason)
+            raise
+        return self.feed(name, item)
+
+    def feed(self, name: str, item: Any) -> NavState | None:
+        """`handle` for an input already converted by `convert_input`."""
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise KeyError(f"unknown fusion input {name!r}; known: {', '.join(INPUTS)}")
+        try:
+            out = handler(item)
+        except InputRejected as exc:
+            self.count_rejected(name, exc.reason)
             raise
         self.accepted[name] += 1
         return out
+
+    def count_rejected(self, name: str, reason: str) -> None:
+        """Count a message of input `name` refused on the way in (also by a converter
+        that ran elsewhere), as diagnostics report them."""
+        self.rejected[(name, reason)] += 1
 
     def take_decisions(self) -> list[Decision]:
         """Gating decisions since the last call (the estimator keeps none afterwards)."""
@@ -146,8 +201,7 @@ class FusionPipeline:
             self.reset()
             self._guards[name].check(t_s)
 
-    def _imu(self, msg: Any) -> NavState | None:
-        s = imu_from_msg(msg)
+    def _imu(self, s: ImuSample) -> NavState | None:
         if np.abs(s.accel_mps2).max() >= self.cfg.imu_accel_limit_mps2:
             raise InputRejected("IMU acceleration at the sensor's range (saturated)", "saturated")
         if np.abs(s.gyro_radps).max() >= self.cfg.imu_gyro_limit_radps:
@@ -182,26 +236,22 @@ class FusionPipeline:
         keyframes, and what the localizers see as the fusion's prior."""
         return self.estimator.state if self.heading_known else None
 
-    def _fix(self, msg: Any) -> None:
+    def _fix(self, fix: GnssFix) -> None:
         """NO_FIX is information, not bad input: the estimator counts it (gnss_no_fix)."""
-        fix = gnss_from_msg(msg)
         self._stamp("fix", fix.t_s)
         self.estimator.on_gnss(fix)
         return None
 
-    def _wheel(self, msg: Any) -> None:
-        """Only the forward speed (twist.linear.x, child frame) and its variance are used."""
-        t_s = stamp_of(msg)
-        speed = float(msg.twist.twist.linear.x)
-        var = float(msg.twist.covariance[0])
+    def _wheel(self, w: WheelSpeed) -> None:
+        """Only the forward speed and its variance are used."""
+        var = w.var_m2ps2
         if not (np.isfinite(var) and var > 0):
             var = DEFAULT_WHEEL_VARIANCE_M2PS2
-        self._stamp("wheel_odom", t_s)
-        self.estimator.on_wheel_speed(t_s, speed, var)
+        self._stamp("wheel_odom", w.t_s)
+        self.estimator.on_wheel_speed(w.t_s, w.speed_mps, var)
         return None
 
-    def _pose(self, msg: Any, dof: int, source: str) -> None:
-        fix = posefix_from_msg(msg, dof, source)
+    def _pose(self, fix: PoseFix, source: str) -> None:
         if fix.frame_id and fix.frame_id != self.cfg.map_frame:
             raise InputRejected(
                 f"{source} fix is in frame '{fix.frame_id}', expected '{self.cfg.map_frame}'",
