@@ -132,7 +132,14 @@ def replay_fusion(
     return res
 
 
-def _replay_one(res, pipeline: FusionPipeline, sources, source_topics, it: Item, no_gnss: bool):
+def _replay_one(
+    res: ReplayResult,
+    pipeline: FusionPipeline,
+    sources: Sequence,
+    source_topics: frozenset[str],
+    it: Item,
+    no_gnss: bool,
+) -> None:
     """One converted bag message through the pipeline, as fusion_node would take it."""
     if it.topic == topics.GROUND_TRUTH:
         if it.item is not None:

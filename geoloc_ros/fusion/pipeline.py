@@ -161,10 +161,8 @@ class FusionPipeline:
     def handle(self, name: str, msg: Any) -> NavState | None:
         """Feed one message of input `name`; returns the IMU-rate state for the IMU
         messages on which an output is due (`output_rate_hz`), else None."""
-        if name not in self._handlers:
-            raise KeyError(f"unknown fusion input {name!r}; known: {', '.join(INPUTS)}")
         try:
-            item = convert_input(name, msg)
+            item = convert_input(name, msg)  # KeyError for an unknown input
         except InputRejected as exc:
             self.count_rejected(name, exc.reason)
             raise
