@@ -70,9 +70,11 @@ def test_imu_covariances_are_validated_per_distinct_pair_not_remembered_wrongly(
     again = convert.imu_from_msg(good)
     np.testing.assert_array_equal(first.cov_gyro_3x3, again.cov_gyro_3x3)
     assert not again.cov_gyro_3x3.flags.writeable
+    kept = first.cov_gyro_3x3.copy()
     good.angular_velocity_covariance[4] = 0.0  # a zero variance on y: impossible
     with pytest.raises(InputRejected, match="variance <= 0"):
         convert.imu_from_msg(good)
+    np.testing.assert_array_equal(first.cov_gyro_3x3, kept)  # not a view of the message
     bigger = convert.msg_from_imu(imu_sample(cov_gyro_3x3=np.eye(3) * 4e-4), TYPES)
     np.testing.assert_allclose(convert.imu_from_msg(bigger).cov_gyro_3x3, np.eye(3) * 4e-4)
 

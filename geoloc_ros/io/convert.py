@@ -81,9 +81,12 @@ def _imu_rate_covs(gyro: Any, accel: Any) -> tuple[np.ndarray | None, np.ndarray
     a = np.asarray(accel, dtype=np.float64)
     key = (g.size, g.tobytes() + a.tobytes())
     if key not in _RATE_COVS:
-        covs = (
-            _imu_cov(g, "angular_velocity_covariance"),
-            _imu_cov(a, "linear_acceleration_covariance"),
+        covs = tuple(
+            None if c is None else np.array(c)  # a copy: not a view of this message's buffer
+            for c in (
+                _imu_cov(g, "angular_velocity_covariance"),
+                _imu_cov(a, "linear_acceleration_covariance"),
+            )
         )  # raises before anything is cached
         for c in covs:
             if c is not None:
