@@ -16,9 +16,16 @@ import torch
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.geo.quaternion import matrix_from_xyzw, xyzw_from_rpy
 from geoloc_ros.geo.wgs84 import LocalTangentPlane
-from geoloc_ros.neuralmap.bundle import NeuralMapBundle, build_net, load_bundle, state_of
+from geoloc_ros.neuralmap.bundle import (
+    Calibration,
+    NeuralMapBundle,
+    build_net,
+    load_bundle,
+    state_of,
+)
 from geoloc_ros.neuralmap.config import NeuralMapConfig
 from geoloc_ros.neuralmap.data import rpy_from_matrix
+from geoloc_ros.neuralmap.evaluate import CHI2_95_2DOF
 from geoloc_ros.neuralmap.geometry import (
     CameraGeometry,
     ortho_grid,
@@ -171,6 +178,35 @@ def test_two_equal_peaks_are_flagged_multimodal():
     assert not refine(lv, yaws, 10, 1.0, multimodal_ratio=0.5).multimodal
     with pytest.raises(ConfigError, match="multimodal_ratio"):
         MapLocalizerParams(multimodal_ratio=0.0)
+
+
+def test_a_multimodal_fix_carries_the_spread_between_its_hypotheses():
+    """Two peaks 24 m apart along x: the mode's own moments are tight, the whole
+    window's about the mode put the other peak inside the 95 % region; a unimodal fix
+    keeps its calibrated mode moments."""
+    yaws = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    lv = np.full((8, 41, 41), -60.0)
+    lv[0, 20, 8] = 0.0
+    lv[0, 20, 32] = np.log(0.8)
+    m = refine(lv, yaws, 10, 1.0)
+    assert m.multimodal and m.mode_mass == pytest.approx(1 / 1.8, rel=1e-3)
+    assert m.cov_xy_m2[0, 0] < 0.1
+    assert m.cov_xy_volume_m2[0, 0] == pytest.approx(0.8 / 1.8 * 24**2, rel=1e-3)
+    assert abs(m.cov_xy_volume_m2[0, 1]) < 1e-6 and m.cov_xy_volume_m2[1, 1] < 1e-6
+    cal = Calibration(0.2, 0.3, 0.25, 0.5)
+    raw = np.diag([m.cov_xy_m2[0, 0], m.cov_xy_m2[1, 1], m.var_yaw_rad2])
+    carried = cal.carried(raw[None], m.cov_xy_volume_m2[None], [True])[0]
+    other_peak = np.array([24.0, 0.0])  # x grows with columns
+    assert other_peak @ np.linalg.solve(carried[:2, :2], other_peak) < CHI2_95_2DOF
+    assert carried[2, 2] == pytest.approx(cal.apply(raw)[2, 2])  # yaw: the mode's
+    assert np.allclose(cal.carried(raw[None], m.cov_xy_volume_m2[None], [False])[0],
+                       cal.apply(raw))  # fmt: skip
+    # rows grow southwards: peaks to the north-west and south-east, negative x-y covariance
+    lv2 = np.full((8, 41, 41), -60.0)
+    lv2[0, 10, 10] = 0.0
+    lv2[0, 30, 30] = 0.0
+    v = refine(lv2, yaws, 10, 1.0).cov_xy_volume_m2
+    assert v[0, 1] < 0 and v[0, 0] == pytest.approx(v[1, 1])
 
 
 def test_the_map_grid_is_local_enu_to_the_millimetre():
@@ -397,7 +433,6 @@ def test_dividing_out_the_prior_recovers_the_image_evidence_or_withholds_the_fix
     """A posterior that is the product of a Gaussian image likelihood and the prior gives
     that likelihood back; a direction the prior dominates is left free, and a fix it
     dominates in both gives only its yaw, or nothing."""
-    from geoloc_ros.neuralmap.bundle import Calibration
     from geoloc_ros.neuralmap.localizer import MapFix, divide_out_prior
 
     cal = Calibration(scale_xy=1.5, floor_xy_m=0.25)

@@ -67,20 +67,23 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
     bundle = load_bundle(model_dir or shipped_model_dir("car"))
     model_dir = bundle.directory
     cfg = bundle.config
+    ratio = node_multimodal_ratio(cfg.platform)
     result = {
         "model": _display_path(model_dir), "model_sha256": bundle.weights_sha256,
         "platform": cfg.platform, "res_m": cfg.res_m,
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "torch_threads": torch.get_num_threads()},
         "protocol": {"prior_sigma_m": prior_sigma_m, "window_m": eval_window_m,
-                     "yaw_bins": eval_yaw_bins, "yaw_prior": None, "split": split, "seed": seed},
+                     "yaw_bins": eval_yaw_bins, "yaw_prior": None, "split": split, "seed": seed,
+                     "multimodal_ratio": ratio},
         "datasets": {},
     }  # fmt: skip
     all_runs = []
     for ds in map(Path, data):
         mdir = map_for(ds, model_dir, maps_dir, progress)
         params = MapLocalizerParams(model=str(model_dir), map=str(mdir), platform=cfg.platform,
-                                    yaw_bins=eval_yaw_bins, window_m=eval_window_m)  # fmt: skip
+                                    yaw_bins=eval_yaw_bins, window_m=eval_window_m,
+                                    multimodal_ratio=ratio)  # fmt: skip
         loc = MapLocalizer(params)
         samples = _samples(ds, split, cfg, frames, seed)
         t0 = time.monotonic()
@@ -105,13 +108,28 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
         }
         bundle.write_card()
         result["calibration_written"] = bundle.calibration.to_dict()
-    for v in result["datasets"].values():
-        v["accuracy"] = summary(v.pop("raw"), bundle.calibration)
+    frames = {}
+    for name, v in result["datasets"].items():
+        runs = v.pop("raw")
+        v["accuracy"] = summary(runs, bundle.calibration)
+        frames.update({f"{Path(name).name}/{k}": a for k, a in runs.per_frame().items()})
     if len(all_runs) > 1:
         result["all"] = summary(_merge(all_runs), bundle.calibration)
     out.parent.mkdir(parents=True, exist_ok=True)
+    result["per_frame"] = str(out.with_suffix(".npz"))  # every frame's errors, for analysis
+    np.savez_compressed(out.with_suffix(".npz"), **frames)
     out.write_text(json.dumps(result, indent=1))
     return result
+
+
+def node_multimodal_ratio(platform: str) -> float:
+    """The multi-modal flag's threshold map_localizer_node uses on this platform
+    (config/<platform>.yaml): the bench flags what the node would withhold."""
+    from geoloc_ros.config import load_node_config, platform_config  # noqa: PLC0415
+    from geoloc_ros.neuralmap.inputs import MapLocalizerConfig  # noqa: PLC0415
+
+    path = platform_config(platform)
+    return load_node_config(MapLocalizerConfig, path, "map_localizer_node").multimodal_ratio
 
 
 def _display_path(path: Path) -> str:
@@ -125,11 +143,13 @@ def _display_path(path: Path) -> str:
 def _merge(runs):
     from geoloc_ros.neuralmap.evaluate import Runs  # noqa: PLC0415
 
-    return Runs(np.concatenate([r.err_xy_m for r in runs]),
-                np.concatenate([r.err_yaw_rad for r in runs]),
-                np.concatenate([r.cov_raw for r in runs]),
-                np.concatenate([r.multimodal for r in runs]),
-                [t for r in runs for t in r.timing_ms], sum(r.rejected for r in runs))  # fmt: skip
+    def cat(name):
+        parts = [getattr(r, name) for r in runs]
+        return None if any(p is None for p in parts) else np.concatenate(parts)
+
+    return Runs(cat("err_xy_m"), cat("err_yaw_rad"), cat("cov_raw"), cat("multimodal"),
+                [t for r in runs for t in r.timing_ms], sum(r.rejected for r in runs),
+                cat("cov_volume_xy"), cat("second_peak_ratio"), cat("mode_mass"))  # fmt: skip
 
 
 def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:

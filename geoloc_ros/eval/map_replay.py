@@ -137,7 +137,7 @@ def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -
     """Recall at 1/3/5 m and deg, coverage of the 95 % region, multi-modal share, latency."""
     from collections import Counter  # noqa: PLC0415
 
-    from geoloc_ros.neuralmap.evaluate import Runs, summary  # noqa: PLC0415
+    from geoloc_ros.neuralmap.evaluate import Runs, summary, volume_cov_of  # noqa: PLC0415
 
     out = {
         "images": len(run.fixes) + sum(r.input == "image" for r in run.rejections),
@@ -169,6 +169,9 @@ def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -
         np.array([f.multimodal for f in fixes], bool),
         [f.timing_ms for f in fixes],
         0,
+        np.array([volume_cov_of(f) for f in fixes]).reshape(-1, 2, 2),
+        np.array([f.second_peak_ratio for f in fixes], float),
+        np.array([f.mode_mass for f in fixes], float),
     )
     s = summary(runs, cal)
     s.pop("rejected", None)

@@ -41,6 +41,25 @@ class Calibration:
         c[..., 2, 2] = c[..., 2, 2] * self.scale_yaw + np.radians(self.floor_yaw_deg) ** 2
         return c
 
+    def carried(self, cov_raw: np.ndarray, cov_volume_xy: np.ndarray | None,
+                multimodal) -> np.ndarray:  # fmt: skip
+        """The (..., 3, 3) covariances fixes carry: calibrated mode moments, except that a
+        multi-modal fix's position block is the whole window's moments about its mode
+        (every hypothesis in it, uncalibrated), plus the floor.
+
+        The mode's moments describe one hypothesis; a flagged fix may be another place
+        altogether (car, five unseen worlds: 42 % of flagged fixes within 5 m), and its
+        covariance should say so rather than leave that to the flag alone.
+        """
+        c = self.apply(cov_raw)
+        if cov_volume_xy is None:
+            return c
+        flagged = np.asarray(multimodal, bool)
+        vol = np.asarray(cov_volume_xy, float)
+        use = flagged & np.all(np.isfinite(vol), axis=(-2, -1))
+        c[use, :2, :2] = vol[use] + np.eye(2) * self.floor_xy_m**2
+        return c
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 

@@ -28,6 +28,24 @@ class Runs:
     multimodal: np.ndarray  # (N,) bool
     timing_ms: list[dict]
     rejected: int
+    cov_volume_xy: np.ndarray | None = None  # (N, 2, 2) whole-window moments (matcher)
+    second_peak_ratio: np.ndarray | None = None  # (N,)
+    mode_mass: np.ndarray | None = None  # (N,)
+
+    def per_frame(self) -> dict[str, np.ndarray]:
+        """The arrays of every frame, for an .npz beside a benchmark's JSON."""
+        out = {"err_xy_m": self.err_xy_m, "err_yaw_rad": self.err_yaw_rad,
+               "cov_raw": self.cov_raw, "multimodal": self.multimodal}  # fmt: skip
+        for name in ("cov_volume_xy", "second_peak_ratio", "mode_mass"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+def volume_cov_of(fix) -> np.ndarray:
+    """A MapFix's whole-window 2x2 position moments, NaN where it has none."""
+    v = fix.cov_xy_volume_m2
+    return np.full((2, 2), np.nan) if v is None else np.asarray(v, float)
 
 
 def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_sigma_deg=None,
@@ -38,7 +56,7 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
     from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    exy, eyaw, covs, mm, timing = [], [], [], [], []
+    exy, eyaw, covs, mm, timing, vol, ratio, mass = [], [], [], [], [], [], [], []
     rejected = 0
     for s in tqdm(samples, desc="localize", unit="frame", disable=not progress):
         prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
@@ -57,8 +75,12 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
         covs.append(f.cov_raw_xyyaw)
         mm.append(f.multimodal)
         timing.append(f.timing_ms)
+        vol.append(volume_cov_of(f))
+        ratio.append(f.second_peak_ratio)
+        mass.append(f.mode_mass)
     return Runs(np.array(exy).reshape(-1, 2), np.array(eyaw), np.array(covs).reshape(-1, 3, 3),
-                np.array(mm, bool), timing, rejected)  # fmt: skip
+                np.array(mm, bool), timing, rejected, np.array(vol).reshape(-1, 2, 2),
+                np.array(ratio, float), np.array(mass, float))  # fmt: skip
 
 
 def mahalanobis2_xy(err_xy: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -121,7 +143,7 @@ def summary(runs: Runs, cal: Calibration) -> dict:
     d = np.linalg.norm(runs.err_xy_m, axis=1)
     y = np.degrees(np.abs(runs.err_yaw_rad))
     n = len(d)
-    cov = cal.apply(runs.cov_raw)
+    cov = cal.carried(runs.cov_raw, runs.cov_volume_xy, runs.multimodal)
     inside = mahalanobis2_xy(runs.err_xy_m, cov) <= CHI2_95_2DOF if n else np.zeros(0, bool)
     inside_yaw = runs.err_yaw_rad**2 / cov[:, 2, 2] <= CHI2_95_1DOF if n else np.zeros(0, bool)
     uni = ~runs.multimodal

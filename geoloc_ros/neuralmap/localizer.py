@@ -76,6 +76,8 @@ class MapFix:
     second_peak_ratio: float
     timing_ms: dict = field(default_factory=dict)
     peak_index: tuple[int, int, int] = (0, 0, 0)  # the volume's argmax (yaw bin, row, col)
+    cov_xy_volume_m2: np.ndarray | None = None  # whole-window position moments (matcher)
+    mode_mass: float = 1.0
 
 
 def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration,
@@ -112,7 +114,9 @@ def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration,
         xy = np.array(fix.xy_m, float)  # carries no weight: the yaw is the news
     else:
         return None
-    extra = fix.cov_xyyaw[:2, :2] - calibration.apply(fix.cov_raw_xyyaw)[:2, :2]  # tilt term
+    # what the fix carries beyond its calibrated mode: the tilt term, and a multi-modal
+    # fix's spread between hypotheses (Calibration.carried)
+    extra = fix.cov_xyyaw[:2, :2] - calibration.apply(fix.cov_raw_xyyaw)[:2, :2]
     cov = calibration.apply(raw)
     cov[:2, :2] += extra
     return dataclasses.replace(fix, xy_m=xy, cov_xyyaw=cov, cov_raw_xyyaw=raw)
@@ -232,10 +236,11 @@ class MapLocalizer:
         raw = np.zeros((3, 3))
         raw[:2, :2] = m.cov_xy_m2
         raw[2, 2] = m.var_yaw_rad2
-        cov = self.bundle.calibration.apply(raw)
+        cov = self.bundle.calibration.carried(raw, m.cov_xy_volume_m2, m.multimodal)
         cov[:2, :2] += np.eye(2) * self._tilt_variance_m2(height_above_ground_m, tilt_sigma_rad)
         fix = MapFix(xy, m.yaw_rad, cov, raw, m.multimodal, m.second_peak_ratio,
-                     peak_index=m.peak_index)  # fmt: skip
+                     peak_index=m.peak_index, cov_xy_volume_m2=m.cov_xy_volume_m2,
+                     mode_mass=m.mode_mass)  # fmt: skip
         names = ["encoder", "lifting", "map_read", "matching"]
         prev = t["start"]
         for n in names:

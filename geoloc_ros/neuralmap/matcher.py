@@ -91,6 +91,10 @@ class MatchResult:
     second_peak_ratio: float  # second separated position peak / best, in (0, 1]
     multimodal: bool
     peak_index: tuple[int, int, int] = (0, 0, 0)  # argmax of the volume: (yaw bin, row, col)
+    # second moments of the whole window's position marginal about the mode (ENU x/y, m^2):
+    # what a multi-modal fix's position is uncertain by, every hypothesis included
+    cov_xy_volume_m2: np.ndarray | None = None
+    mode_mass: float = 1.0  # share of the position marginal within the mode's support
 
 
 LOCAL_RADIUS_M = 8.0  # the mode's support: its covariance is the moments within this
@@ -139,6 +143,7 @@ def refine(
     syy = (local * dr * dr).sum() / mass
     sxy = -(local * dc * dr).sum() / mass
     cov = np.array([[sxx, sxy], [sxy, syy]]) * res_m**2
+    cov_volume = _moments_about(pos, r_mean, c_mean) * res_m**2
     yaw_hat, var_yaw = _refine_yaw(prob, yaws_rad, int(kk), (r0, c0), (rs, cs),
                                    max(1, round(YAW_SUPPORT_RADIUS_M / res_m)))  # fmt: skip
     # second separated peak of the position marginal
@@ -159,7 +164,21 @@ def refine(
         second_peak_ratio=float(min(ratio, 1.0)),
         multimodal=bool(ratio > multimodal_ratio),
         peak_index=(int(kk), int(r0), int(c0)),
+        cov_xy_volume_m2=cov_volume,
+        mode_mass=float(mass),
     )
+
+
+def _moments_about(pos: np.ndarray, r: float, c: float) -> np.ndarray:
+    """2x2 ENU (x, y) second moments, in cells^2, of a normalised (rows, cols) marginal
+    about the cell (r, c)."""
+    rows = np.arange(pos.shape[0]) - r
+    cols = np.arange(pos.shape[1]) - c
+    pr, pc = pos.sum(1), pos.sum(0)
+    sxx = float(pc @ cols**2)
+    syy = float(pr @ rows**2)
+    sxy = -float(rows @ pos @ cols)  # ENU: x grows with columns, y shrinks with rows
+    return np.array([[sxx, sxy], [sxy, syy]])
 
 
 def _refine_yaw(prob: np.ndarray, yaws_rad: np.ndarray, k_mode: int, rc_mode, window,
