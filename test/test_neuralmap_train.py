@@ -129,3 +129,56 @@ def test_init_fine_tunes_at_another_input_size(tiny, tmp_path):
 
     with pytest.raises(ConfigError, match="input_hw"):
         TrainConfig(**{**TINY, "input_hw": (100, 150)}).model_config()
+
+
+def test_init_extends_a_car_bev_farther_ahead(tiny, tmp_path):
+    """--bev-depth 48 from a 32 m model: the 32 shared depth bins keep their weights, and
+    the far bins start with the old last bin's probability shared among them, so every
+    pixel's depth distribution over the first 31 m is unchanged."""
+    import torch
+
+    from geoloc_ros.errors import ConfigError
+    from geoloc_ros.neuralmap.bundle import build_net
+
+    base = train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**{**TINY, "epochs": 1}),
+                           progress=False)  # fmt: skip
+    far = TrainConfig(**{**TINY, "epochs": 1, "lr": 1e-12, "weight_decay": 0.0,
+                         "init": str(tmp_path / "a"), "bev_depth_m": 48.0})  # fmt: skip
+    tuned = train_neuralmap([tiny / "ds"], tmp_path / "b", far, progress=False)
+    assert (tuned.config.depth_max_m, tuned.config.depth_bins) == (48.0, 48)
+    assert tuned.config.bev_shape[0] == 48 and base.config.bev_shape[0] == 32
+    nets = [build_net(b).eval() for b in (base, tuned)]
+    feat = torch.randn(1, base.config.image_channels, 6, 8)
+    elev = torch.rand(1, 1, 6, 8)
+    with torch.inference_mode():
+        p_old, p_new = (torch.softmax(n.lifter.depth(torch.cat([feat, elev], 1)), 1)
+                        for n in nets)  # fmt: skip
+    torch.testing.assert_close(p_new[:, :31], p_old[:, :31], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(p_new[:, 31:].sum(1), p_old[:, 31], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(p_new[:, 40], p_new[:, 47])  # the far range is uninformed
+    with pytest.raises(ConfigError, match="car's forward camera only"):
+        TrainConfig(**{**TINY, "platform": "drone", "bev_depth_m": 48.0}).model_config()
+
+
+def test_bench_writes_the_recall_table_and_every_frame(tiny, tmp_path):
+    """`geoloc bench neuralmap` on a tiny model: the JSON's frame count matches the
+    per-frame arrays in the .npz beside it, and the node's multi-modal threshold is used."""
+    import json
+
+    from geoloc_ros.benchmarks.neuralmap import node_multimodal_ratio, run
+
+    train_neuralmap([tiny / "ds"], tmp_path / "m", TrainConfig(**{**TINY, "epochs": 1}),
+                    progress=False)  # fmt: skip
+    out = tmp_path / "bench.json"
+    res = run(str(tmp_path / "m"), [str(tiny / "ds")], out, split="all", frames=4,
+              latency_frames=0, prior_sigma_m=2.0, eval_window_m=24.0, eval_yaw_bins=16,
+              threads=1, maps_dir=tmp_path / "maps", progress=False)  # fmt: skip
+    assert res["protocol"]["multimodal_ratio"] == node_multimodal_ratio("car") == 0.2
+    acc = json.loads(out.read_text())["datasets"][str(tiny / "ds")]["accuracy"]
+    frames = np.load(out.with_suffix(".npz"))
+    n = acc["frames"]
+    assert n + acc["rejected"] == 4 and n > 0
+    assert frames["ds/err_xy_m"].shape == (n, 2) and frames["ds/cov_volume_xy"].shape == (n, 2, 2)
+    d = np.linalg.norm(frames["ds/err_xy_m"], axis=1)
+    assert acc["recall_position"]["5m"] == pytest.approx(np.mean(d <= 5))
+    assert np.all((frames["ds/mode_mass"] > 0) & (frames["ds/mode_mass"] <= 1 + 1e-9))

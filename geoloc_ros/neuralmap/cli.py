@@ -15,7 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads, positions=args.positions, yaw_bins=args.yaw_bins,
         workers=args.workers, max_train=args.max_train, val_samples=args.val_samples,
         device=args.device, stop_after=args.stop_after, init=args.init,
-        input_hw=tuple(args.input_hw) if args.input_hw else None,
+        input_hw=tuple(args.input_hw) if args.input_hw else None, bev_depth_m=args.bev_depth,
     )  # fmt: skip
     command = "geoloc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = train_neuralmap(args.data, args.out, tc, args.resume, not args.quiet, command)
@@ -79,6 +79,9 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
                    help="start from this model's weights (fine-tune on new areas)")  # fmt: skip
     p.add_argument("--input-hw", type=int, nargs=2, metavar=("H", "W"),
                    help="network input size (default: the platform's)")  # fmt: skip
+    p.add_argument("--bev-depth", type=float, metavar="M",
+                   help="car BEV reach ahead in metres (default 32; --init from a shorter "
+                        "one extends its depth bins)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 

@@ -50,16 +50,25 @@ class TrainConfig:
     stop_after: int = 0  # end this run after so many steps (0 = never); --resume continues
     init: str = ""  # model folder whose weights start the training (fine-tuning)
     input_hw: tuple[int, int] | None = None  # network input; None = the platform's default
+    bev_depth_m: float | None = None  # car BEV reach ahead; None = the platform's default
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.positions < 4:
             raise ConfigError(f"need epochs >= 1, batch >= 1, lr > 0, positions >= 4: {self}")
 
     def model_config(self) -> NeuralMapConfig:
-        """The architecture this training builds: the platform's defaults, resized input."""
-        if self.input_hw is None:
-            return NeuralMapConfig.for_platform(self.platform)
-        return NeuralMapConfig.for_platform(self.platform, input_hw=tuple(self.input_hw))
+        """The architecture this training builds: the platform's defaults, resized input,
+        and for cars the BEV's reach (one depth bin per cell)."""
+        kw: dict = {}
+        if self.input_hw is not None:
+            kw["input_hw"] = tuple(self.input_hw)
+        if self.bev_depth_m is not None:
+            if self.platform != "car":
+                raise ConfigError("bev_depth_m applies to the car's forward camera only")
+            res = NeuralMapConfig.for_platform(self.platform).res_m
+            kw["depth_max_m"] = float(self.bev_depth_m)
+            kw["depth_bins"] = max(4, round(self.bev_depth_m / res))
+        return NeuralMapConfig.for_platform(self.platform, **kw)
 
 
 def _tc_dict(tc: TrainConfig) -> dict:
@@ -206,19 +215,52 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     return bundle
 
 
+DEPTH_LOGITS = "lifter.depth.2"  # the car lifter's last conv: one output per depth bin
+
+
 def _init_from(model, directory: str, cfg: NeuralMapConfig) -> None:
     """Copy a saved model's weights (sha256-checked safetensors) into the step module.
 
     The input size may differ (the encoders are convolutional, so fine-tuning at a new
-    resolution starts from the old weights); every other architecture field must match.
+    resolution starts from the old weights), and so may a car BEV's reach: the depth
+    bins both have keep their weights, and new farther bins start as copies of the old
+    last bin with its probability shared among them (`extend_depth_bins`). Every other
+    architecture field must match.
     """
     from geoloc_ros.neuralmap.bundle import build_net, load_bundle  # noqa: PLC0415
 
     b = load_bundle(directory)
-    if dataclasses.replace(b.config, input_hw=cfg.input_hw) != cfg:
+    same = dataclasses.replace(b.config, input_hw=cfg.input_hw, depth_max_m=cfg.depth_max_m,
+                               depth_bins=cfg.depth_bins)  # fmt: skip
+    if same != cfg or (b.config.depth_bins != cfg.depth_bins
+                       and abs(b.config.depth_max_m / b.config.depth_bins
+                               - cfg.depth_max_m / cfg.depth_bins) > 1e-9):  # fmt: skip
         raise ConfigError(f"--init {directory} is a {b.config.platform} model with another "
-                          "configuration than this training's")  # fmt: skip
-    model.net.load_state_dict(build_net(b).state_dict())
+                          "configuration than this training's (only the input size and, at "
+                          "the same bin size, the car BEV's depth may differ)")  # fmt: skip
+    state = build_net(b).state_dict()
+    if b.config.depth_bins != cfg.depth_bins:
+        for kind in ("weight", "bias"):
+            key = f"{DEPTH_LOGITS}.{kind}"
+            state[key] = extend_depth_bins(state[key], cfg.depth_bins, kind == "bias")
+    model.net.load_state_dict(state)
+
+
+def extend_depth_bins(t, bins: int, is_bias: bool):
+    """Depth-logit parameters (old_bins, ...) -> (bins, ...): the first bins kept; added
+    ones copy the old last bin, their bias lowered by log(1 + added) so that the old last
+    bin's probability is shared among it and them (the far range starts uninformed)."""
+    import math  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    old = t.shape[0]
+    if bins <= old:
+        return t[:bins].clone()
+    out = torch.cat([t, t[-1:].expand(bins - old, *t.shape[1:])]).clone()
+    if is_bias:
+        out[old - 1 :] -= math.log(1 + bins - old)
+    return out
 
 
 def validate(model, val, device) -> dict:
