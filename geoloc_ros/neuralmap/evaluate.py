@@ -31,12 +31,13 @@ class Runs:
     cov_volume_xy: np.ndarray | None = None  # (N, 2, 2) whole-window moments (matcher)
     second_peak_ratio: np.ndarray | None = None  # (N,)
     mode_mass: np.ndarray | None = None  # (N,)
+    prior_offset_xy_m: np.ndarray | None = None  # (N, 2) prior - truth
 
     def per_frame(self) -> dict[str, np.ndarray]:
         """The arrays of every frame, for an .npz beside a benchmark's JSON."""
         out = {"err_xy_m": self.err_xy_m, "err_yaw_rad": self.err_yaw_rad,
                "cov_raw": self.cov_raw, "multimodal": self.multimodal}  # fmt: skip
-        for name in ("cov_volume_xy", "second_peak_ratio", "mode_mass"):
+        for name in ("cov_volume_xy", "second_peak_ratio", "mode_mass", "prior_offset_xy_m"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out
@@ -56,7 +57,7 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
     from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    exy, eyaw, covs, mm, timing, vol, ratio, mass = [], [], [], [], [], [], [], []
+    exy, eyaw, covs, mm, timing, vol, ratio, mass, offset = [], [], [], [], [], [], [], [], []
     rejected = 0
     for s in tqdm(samples, desc="localize", unit="frame", disable=not progress):
         prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
@@ -78,9 +79,11 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
         vol.append(volume_cov_of(f))
         ratio.append(f.second_peak_ratio)
         mass.append(f.mode_mass)
+        offset.append(prior - s.xy_m)
     return Runs(np.array(exy).reshape(-1, 2), np.array(eyaw), np.array(covs).reshape(-1, 3, 3),
                 np.array(mm, bool), timing, rejected, np.array(vol).reshape(-1, 2, 2),
-                np.array(ratio, float), np.array(mass, float))  # fmt: skip
+                np.array(ratio, float), np.array(mass, float),
+                np.array(offset, float).reshape(-1, 2))  # fmt: skip
 
 
 def mahalanobis2_xy(err_xy: np.ndarray, cov: np.ndarray) -> np.ndarray:
