@@ -512,3 +512,23 @@ def test_calibration_fits_the_mode_and_leaves_gross_failures_to_the_gate():
     few = Runs(err_xy[:10], err_yaw[:10], cov[:10], flagged[:10], [], 0)
     with pytest.raises(InputRejected, match="fit needs"):
         fit_calibration(few)
+
+
+def test_gross_failures_are_split_into_along_the_street_reversed_and_other():
+    from geoloc_ros.neuralmap.evaluate import Runs, error_along_across, gross_failure_kinds
+
+    heading = np.radians([90.0, 90.0, 0.0, 45.0, 30.0])  # north, north, east, north-east
+    err_xy = np.array([[0.0, -8.0],  # 8 m behind a car heading north: along, yaw right
+                       [0.5, 16.0],  # two periods ahead
+                       [0.0, 9.0],  # 9 m to the left of a car heading east: across
+                       [6.0, 6.0],  # along, but the yaw reversed
+                       [0.3, 0.2]])  # fine  # fmt: skip
+    err_yaw = np.radians([1.0, -2.0, 0.5, 179.0, 0.1])
+    runs = Runs(err_xy, err_yaw, np.tile(np.eye(3), (5, 1, 1)), np.zeros(5, bool), [], 0,
+                truth_yaw_rad=heading)  # fmt: skip
+    np.testing.assert_allclose(error_along_across(err_xy[:3], heading[:3]),
+                               [[-8.0, 0.0], [16.0, -0.5], [0.0, 9.0]], atol=1e-9)  # fmt: skip
+    kinds = gross_failure_kinds(runs)
+    assert kinds == pytest.approx({"along_heading_yaw_right": 0.4, "yaw_reversed": 0.2,
+                                   "other": 0.2})  # fmt: skip
+    assert gross_failure_kinds(Runs(err_xy, err_yaw, runs.cov_raw, runs.multimodal, [], 0)) is None

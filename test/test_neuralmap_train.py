@@ -184,3 +184,4 @@ def test_bench_writes_the_recall_table_and_every_frame(tiny, tmp_path):
     assert np.all((frames["ds/mode_mass"] > 0) & (frames["ds/mode_mass"] <= 1 + 1e-9))
     offset = np.linalg.norm(frames["ds/prior_offset_xy_m"], axis=1)  # prior drawn at 2 m sigma
     assert offset.shape == (n,) and np.all((offset > 0) & (offset < 20))
+    assert frames["ds/truth_yaw_rad"].shape == (n,)

@@ -150,7 +150,7 @@ def _merge(runs):
     return Runs(cat("err_xy_m"), cat("err_yaw_rad"), cat("cov_raw"), cat("multimodal"),
                 [t for r in runs for t in r.timing_ms], sum(r.rejected for r in runs),
                 cat("cov_volume_xy"), cat("second_peak_ratio"), cat("mode_mass"),
-                cat("prior_offset_xy_m"))  # fmt: skip
+                cat("prior_offset_xy_m"), cat("truth_yaw_rad"))  # fmt: skip
 
 
 def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:

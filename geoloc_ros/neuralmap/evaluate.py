@@ -32,12 +32,19 @@ class Runs:
     second_peak_ratio: np.ndarray | None = None  # (N,)
     mode_mass: np.ndarray | None = None  # (N,)
     prior_offset_xy_m: np.ndarray | None = None  # (N, 2) prior - truth
+    truth_yaw_rad: np.ndarray | None = None  # (N,) heading, to split errors along / across it
 
     def per_frame(self) -> dict[str, np.ndarray]:
         """The arrays of every frame, for an .npz beside a benchmark's JSON."""
         out = {"err_xy_m": self.err_xy_m, "err_yaw_rad": self.err_yaw_rad,
                "cov_raw": self.cov_raw, "multimodal": self.multimodal}  # fmt: skip
-        for name in ("cov_volume_xy", "second_peak_ratio", "mode_mass", "prior_offset_xy_m"):
+        for name in (
+            "cov_volume_xy",
+            "second_peak_ratio",
+            "mode_mass",
+            "prior_offset_xy_m",
+            "truth_yaw_rad",
+        ):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out
@@ -57,7 +64,18 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
     from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    exy, eyaw, covs, mm, timing, vol, ratio, mass, offset = [], [], [], [], [], [], [], [], []
+    exy, eyaw, covs, mm, timing, vol, ratio, mass, offset, yaw = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     rejected = 0
     for s in tqdm(samples, desc="localize", unit="frame", disable=not progress):
         prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
@@ -80,10 +98,11 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
         ratio.append(f.second_peak_ratio)
         mass.append(f.mode_mass)
         offset.append(prior - s.xy_m)
+        yaw.append(s.roll_pitch_yaw[2])
     return Runs(np.array(exy).reshape(-1, 2), np.array(eyaw), np.array(covs).reshape(-1, 3, 3),
                 np.array(mm, bool), timing, rejected, np.array(vol).reshape(-1, 2, 2),
                 np.array(ratio, float), np.array(mass, float),
-                np.array(offset, float).reshape(-1, 2))  # fmt: skip
+                np.array(offset, float).reshape(-1, 2), np.array(yaw, float))  # fmt: skip
 
 
 def mahalanobis2_xy(err_xy: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -141,6 +160,28 @@ def _bisect(coverage, target: float = 0.95) -> float:
     return float(2.0**hi)
 
 
+def error_along_across(err_xy_m: np.ndarray, heading_rad: np.ndarray) -> np.ndarray:
+    """(N, 2) position errors in the vehicle's heading frame: along it, across it (left)."""
+    c, s = np.cos(heading_rad), np.sin(heading_rad)
+    return np.stack([err_xy_m[:, 0] * c + err_xy_m[:, 1] * s,
+                     -err_xy_m[:, 0] * s + err_xy_m[:, 1] * c], axis=1)  # fmt: skip
+
+
+def gross_failure_kinds(runs: Runs, gross_m: float = 5.0) -> dict | None:
+    """Frames more than gross_m off, by kind, as shares of all frames: shifted along the
+    heading with the yaw right (a repeating street), yaw reversed, other."""
+    if runs.truth_yaw_rad is None or not len(runs.err_xy_m):
+        return None
+    gross = np.linalg.norm(runs.err_xy_m, axis=1) > gross_m
+    yaw_deg = np.degrees(np.abs(runs.err_yaw_rad))
+    across = np.abs(error_along_across(runs.err_xy_m, runs.truth_yaw_rad)[:, 1])
+    along = gross & (yaw_deg < 5.0) & (across < 4.0)
+    reversed_ = gross & (yaw_deg > 160.0)
+    return {"along_heading_yaw_right": float(along.mean()),
+            "yaw_reversed": float(reversed_.mean()),
+            "other": float((gross & ~along & ~reversed_).mean())}  # fmt: skip
+
+
 def summary(runs: Runs, cal: Calibration) -> dict:
     """Recall tables, coverage of the calibrated 95 % region, multi-modal share, timing."""
     d = np.linalg.norm(runs.err_xy_m, axis=1)
@@ -174,6 +215,7 @@ def summary(runs: Runs, cal: Calibration) -> dict:
         "multimodal_share": float(runs.multimodal.mean()) if n else None,
         "recall_5m_when_flagged_multimodal": float((d[~uni] <= 5).mean()) if (~uni).any() else None,
         "recall_5m_when_unimodal": float((d[uni] <= 5).mean()) if uni.any() else None,
+        "gross_failures_5m": gross_failure_kinds(runs),
     }  # fmt: skip
     if runs.timing_ms:
         out["timing_ms_median"] = {k: float(np.median([t[k] for t in runs.timing_ms]))
