@@ -532,3 +532,19 @@ def test_gross_failures_are_split_into_along_the_street_reversed_and_other():
     assert kinds == pytest.approx({"along_heading_yaw_right": 0.4, "yaw_reversed": 0.2,
                                    "other": 0.2})  # fmt: skip
     assert gross_failure_kinds(Runs(err_xy, err_yaw, runs.cov_raw, runs.multimodal, [], 0)) is None
+
+
+def test_runs_of_several_datasets_concatenate_and_drop_what_one_lacks():
+    from geoloc_ros.neuralmap.evaluate import Runs
+
+    def runs(n: int, mass: bool) -> Runs:
+        return Runs(np.ones((n, 2)) * n, np.zeros(n), np.tile(np.eye(3), (n, 1, 1)),
+                    np.zeros(n, bool), [{"total": float(n)}] * n, rejected=1,
+                    mode_mass=np.full(n, 0.9) if mass else None)  # fmt: skip
+
+    both = Runs.concatenate([runs(2, True), runs(3, True)])
+    assert both.err_xy_m.shape == (5, 2) and both.err_xy_m[4, 0] == 3.0
+    assert both.rejected == 2 and len(both.timing_ms) == 5 and both.mode_mass.shape == (5,)
+    assert set(both.per_frame()) == {"err_xy_m", "err_yaw_rad", "cov_raw", "multimodal",
+                                     "mode_mass"}  # fmt: skip
+    assert Runs.concatenate([runs(2, True), runs(3, False)]).mode_mass is None

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from geoloc_ros.neuralmap.bundle import load_bundle
-from geoloc_ros.neuralmap.evaluate import fit_calibration, run_samples, summary
+from geoloc_ros.neuralmap.evaluate import Runs, fit_calibration, run_samples, summary
 from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams, shipped_model_dir
 
 
@@ -99,7 +99,7 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
                 params, samples[:parity_frames], prior_sigma_m, seed
             )
     if calibrate:
-        merged = _merge(all_runs)
+        merged = Runs.concatenate(all_runs)
         bundle.calibration = fit_calibration(merged, bundle.calibration)
         bundle.metrics["calibration"] = {
             "data": data,
@@ -114,7 +114,7 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
         v["accuracy"] = summary(runs, bundle.calibration)
         frames.update({f"{Path(name).name}/{k}": a for k, a in runs.per_frame().items()})
     if len(all_runs) > 1:
-        result["all"] = summary(_merge(all_runs), bundle.calibration)
+        result["all"] = summary(Runs.concatenate(all_runs), bundle.calibration)
     out.parent.mkdir(parents=True, exist_ok=True)
     result["per_frame"] = str(out.with_suffix(".npz"))  # every frame's errors, for analysis
     np.savez_compressed(out.with_suffix(".npz"), **frames)
@@ -138,19 +138,6 @@ def _display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _merge(runs):
-    from geoloc_ros.neuralmap.evaluate import Runs  # noqa: PLC0415
-
-    def cat(name):
-        parts = [getattr(r, name) for r in runs]
-        return None if any(p is None for p in parts) else np.concatenate(parts)
-
-    return Runs(cat("err_xy_m"), cat("err_yaw_rad"), cat("cov_raw"), cat("multimodal"),
-                [t for r in runs for t in r.timing_ms], sum(r.rejected for r in runs),
-                cat("cov_volume_xy"), cat("second_peak_ratio"), cat("mode_mass"),
-                cat("prior_offset_xy_m"), cat("truth_yaw_rad"))  # fmt: skip
 
 
 def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:

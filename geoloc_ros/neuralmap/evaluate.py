@@ -7,7 +7,7 @@ for the fix to be right, so pick `window_m` >= 6 sigma for the recall tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -36,18 +36,22 @@ class Runs:
 
     def per_frame(self) -> dict[str, np.ndarray]:
         """The arrays of every frame, for an .npz beside a benchmark's JSON."""
-        out = {"err_xy_m": self.err_xy_m, "err_yaw_rad": self.err_yaw_rad,
-               "cov_raw": self.cov_raw, "multimodal": self.multimodal}  # fmt: skip
-        for name in (
-            "cov_volume_xy",
-            "second_peak_ratio",
-            "mode_mass",
-            "prior_offset_xy_m",
-            "truth_yaw_rad",
-        ):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
-        return out
+        return {k: getattr(self, k) for k in _FRAME_ARRAYS if getattr(self, k) is not None}
+
+    @classmethod
+    def concatenate(cls, parts: list[Runs]) -> Runs:
+        """Several datasets' runs as one; an optional array only where every part has it."""
+
+        def cat(name: str) -> np.ndarray | None:
+            arrays = [getattr(r, name) for r in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        return cls(timing_ms=[t for r in parts for t in r.timing_ms],
+                   rejected=sum(r.rejected for r in parts),
+                   **{k: cat(k) for k in _FRAME_ARRAYS})  # fmt: skip
+
+
+_FRAME_ARRAYS = tuple(f.name for f in fields(Runs) if f.name not in ("timing_ms", "rejected"))
 
 
 def volume_cov_of(fix) -> np.ndarray:
@@ -64,18 +68,7 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
     from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    exy, eyaw, covs, mm, timing, vol, ratio, mass, offset, yaw = (
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    )
+    exy, eyaw, covs, mm, timing, vol, ratio, mass, offset, yaw = ([] for _ in range(10))
     rejected = 0
     for s in tqdm(samples, desc="localize", unit="frame", disable=not progress):
         prior = s.xy_m + rng.normal(0.0, prior_sigma_m, 2)
