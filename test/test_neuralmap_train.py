@@ -113,6 +113,22 @@ def test_init_starts_from_a_saved_model_and_refuses_another_platform(tiny, tmp_p
         train_neuralmap([tiny / "ds"], tmp_path / "d", wrong, progress=False)
 
 
+def test_the_along_street_loss_changes_the_training_and_is_recorded(tiny, tmp_path):
+    from geoloc_ros.errors import ConfigError
+
+    one = {**TINY, "epochs": 1}
+    plain = train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**one), progress=False)
+    along = train_neuralmap([tiny / "ds"], tmp_path / "b", TrainConfig(**one, along_weight=1.0),
+                            progress=False)  # fmt: skip
+    assert along.training["config"]["along_weight"] == 1.0
+    assert plain.training["config"]["along_weight"] == 0.0
+    learned = [k for k in plain.state if "running_" not in k and "num_batches" not in k]
+    assert any(not np.allclose(along.state[k], plain.state[k]) for k in learned)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ConfigError, match="along_weight"):
+            TrainConfig(**one, along_weight=bad)
+
+
 def test_init_fine_tunes_at_another_input_size(tiny, tmp_path):
     """The encoders are convolutional: a model trained at one input size starts a training
     at another, and the new model's card records the size it was trained at."""

@@ -51,10 +51,13 @@ class TrainConfig:
     init: str = ""  # model folder whose weights start the training (fine-tuning)
     input_hw: tuple[int, int] | None = None  # network input; None = the platform's default
     bev_depth_m: float | None = None  # car BEV reach ahead; None = the platform's default
+    along_weight: float = 0.0  # weight of losses.along_street_nll beside the volume's nll
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.positions < 4:
             raise ConfigError(f"need epochs >= 1, batch >= 1, lr > 0, positions >= 4: {self}")
+        if not 0.0 <= self.along_weight < float("inf"):
+            raise ConfigError(f"along_weight must be >= 0, got {self.along_weight}")
 
     def model_config(self) -> NeuralMapConfig:
         """The architecture this training builds: the platform's defaults, resized input,
@@ -100,13 +103,6 @@ def make_step_module(cfg: NeuralMapConfig, yaw_bins: int):
     return Step()
 
 
-def nll(log_vol, target):
-    import torch  # noqa: PLC0415
-
-    b = torch.arange(len(target))
-    return -log_vol[b, target[:, 0], target[:, 1], target[:, 2]]
-
-
 def _dist():
     """(rank, world_size), initialising torch.distributed under torchrun."""
     import torch.distributed as dist  # noqa: PLC0415
@@ -126,6 +122,7 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     from tqdm import tqdm  # noqa: PLC0415
 
     from geoloc_ros.neuralmap.data import SimData, TrainingSet  # noqa: PLC0415
+    from geoloc_ros.neuralmap.losses import along_street_nll, nll  # noqa: PLC0415
 
     rank, world = _dist()
     out = Path(out)
@@ -177,6 +174,8 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
             b = {k: v.to(device) for k, v in batch.items()}
             lv = ddp(b["image"], b["grid"], b["valid"], b["elevation"], b["map"])
             loss = nll(lv, b["target"]).mean()
+            if tc.along_weight:
+                loss = loss + tc.along_weight * along_street_nll(lv, b["target"]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -266,6 +265,8 @@ def extend_depth_bins(t, bins: int, is_bias: bool):
 def validate(model, val, device) -> dict:
     """Mean NLL and argmax recall on the val crops (same protocol as training)."""
     import torch  # noqa: PLC0415
+
+    from geoloc_ros.neuralmap.losses import nll  # noqa: PLC0415
 
     model.eval()
     res = val.data.cfg.res_m
