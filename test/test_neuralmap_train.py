@@ -201,3 +201,64 @@ def test_bench_writes_the_recall_table_and_every_frame(tiny, tmp_path):
     offset = np.linalg.norm(frames["ds/prior_offset_xy_m"], axis=1)  # prior drawn at 2 m sigma
     assert offset.shape == (n,) and np.all((offset > 0) & (offset < 20))
     assert frames["ds/truth_yaw_rad"].shape == (n,)
+
+
+def test_the_centre_band_is_dropped_from_the_share_of_frames_asked_and_recorded(tiny, tmp_path):
+    """`centre_drop` leaves the cells within 3.5 m of the car's axis out of the template of
+    that share of frames, the same ones for a seed, and changes what is learned."""
+    from geoloc_ros.errors import ConfigError
+    from geoloc_ros.neuralmap.data import SimData, TrainingSet, drop_centre_band
+
+    tc = TrainConfig(**TINY)
+    cfg = tc.model_config()
+    data = SimData([tiny / "ds"], "train", cfg)
+    y_m = cfg.bev_origin_m[1] + (np.arange(cfg.bev_shape[1]) + 0.5) * cfg.res_m
+    band = np.abs(y_m) < 3.5
+    full = np.ones(cfg.bev_shape, np.float32)
+    cut = drop_centre_band(full, cfg, 3.5)
+    assert band.sum() == 6 and (cut[:, band] == 0).all() and (cut[:, ~band] == 1).all()
+    assert (full == 1).all()  # the input is not modified
+    always = TrainingSet(data, 4, 8, 0, True, centre_drop=1.0)
+    never = TrainingSet(data, 4, 8, 0, True, centre_drop=0.0)
+    half = TrainingSet(data, 4, 8, 0, True, centre_drop=0.5)
+    n = len(never)
+    v_never = [never[i]["valid"].numpy() for i in range(n)]
+    v_always = [always[i]["valid"].numpy() for i in range(n)]
+    assert any(v[:, band].any() for v in v_never)
+    assert all(not v[:, band].any() for v in v_always)
+    for a, b in zip(v_always, v_never, strict=True):
+        np.testing.assert_array_equal(a[:, ~band], b[:, ~band])
+    dropped = [not half[i]["valid"].numpy()[:, band].any() for i in range(n)]
+    assert dropped == [not half[i]["valid"].numpy()[:, band].any() for i in range(n)]
+    assert 0 < sum(dropped) < n
+    one = {**TINY, "epochs": 1}
+    plain = train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**one), progress=False)
+    drop = train_neuralmap([tiny / "ds"], tmp_path / "b", TrainConfig(**one, centre_drop=1.0),
+                           progress=False)  # fmt: skip
+    assert drop.training["config"]["centre_drop"] == 1.0
+    learned = [k for k in plain.state if "running_" not in k and "num_batches" not in k]
+    assert any(not np.allclose(drop.state[k], plain.state[k]) for k in learned)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="centre_drop"):
+            TrainConfig(**one, centre_drop=bad)
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes(tiny, tmp_path):
+    """A checkpoint whose stored config lacks an option added later resumes when that
+    option is at its default, and is refused when it is not."""
+    import torch
+
+    from geoloc_ros.errors import ConfigError
+
+    tc = TrainConfig(**TINY, stop_after=1)
+    train_neuralmap([tiny / "ds"], tmp_path / "a", tc, progress=False)
+    ckpt = tmp_path / "a" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    del state["train_config"]["centre_drop"]
+    torch.save(state, ckpt)
+    with pytest.raises(ConfigError, match="another training config"):
+        train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**TINY, centre_drop=0.5),
+                        resume=True, progress=False)  # fmt: skip
+    done = train_neuralmap([tiny / "ds"], tmp_path / "a", TrainConfig(**TINY), resume=True,
+                           progress=False)  # fmt: skip
+    assert done is not None and done.training["train_samples"] == 4

@@ -16,7 +16,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers, max_train=args.max_train, val_samples=args.val_samples,
         device=args.device, stop_after=args.stop_after, init=args.init,
         input_hw=tuple(args.input_hw) if args.input_hw else None, bev_depth_m=args.bev_depth,
-        along_weight=args.along_weight,
+        along_weight=args.along_weight, centre_drop=args.centre_drop,
     )  # fmt: skip
     command = "geoloc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     b = train_neuralmap(args.data, args.out, tc, args.resume, not args.quiet, command)
@@ -86,6 +86,10 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
     p.add_argument("--along-weight", type=float, default=0.0, metavar="W",
                    help="weight of the along-street loss: the truth against the same street "
                         "ahead, behind and reversed (0 = the volume's nll alone)")  # fmt: skip
+    p.add_argument("--centre-drop", type=float, default=0.0, metavar="P",
+                   help="share of car frames trained with the BEV's central band "
+                        "(3.5 m each side of the axis) left out: the sides learn to "
+                        "place a frame alone")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
 

@@ -150,15 +150,33 @@ def aligned_crop(raster, rc: np.ndarray, yaw_rad: float, yaw_bins: int, at_rc: t
     return crop.reshape(size, size, -1), k % yaw_bins
 
 
-class TrainingSet:
-    """torch-style dataset: item i of epoch e is deterministic in (seed, e, i)."""
+CENTRE_BAND_HALF_WIDTH_M = 3.5  # the car's lane and the markings ahead of it
 
-    def __init__(self, data: SimData, positions: int, yaw_bins: int, seed: int, augment: bool):
+
+def drop_centre_band(valid: np.ndarray, cfg: NeuralMapConfig, half_width_m: float) -> np.ndarray:
+    """A car BEV's validity (nx, ny) with the cells within `half_width_m` of the car's
+    axis made invalid: the template then has only the sides to place the frame with."""
+    y_m = cfg.bev_origin_m[1] + (np.arange(cfg.bev_shape[1]) + 0.5) * cfg.res_m
+    out = valid.copy()
+    out[:, np.abs(y_m) < half_width_m] = 0.0
+    return out
+
+
+class TrainingSet:
+    """torch-style dataset: item i of epoch e is deterministic in (seed, e, i).
+
+    `centre_drop`: the share of car frames whose BEV centre band is dropped from the
+    template (`drop_centre_band`), so the sides must learn to place a frame alone.
+    """
+
+    def __init__(self, data: SimData, positions: int, yaw_bins: int, seed: int, augment: bool,
+                 centre_drop: float = 0.0):  # fmt: skip
         self.data = data
         self.positions = positions
         self.yaw_bins = yaw_bins
         self.seed = seed
         self.augment = augment
+        self.centre_drop = centre_drop if data.cfg.platform == "car" else 0.0
         self.epoch = 0
         self.crop = data.cfg.template_size + positions - 1
 
@@ -184,11 +202,14 @@ class TrainingSet:
                                (int(h + j[0]), int(h + j[1])), self.crop)  # fmt: skip
         if self.augment:
             crop = jitter_colors(crop, rng)
+        valid = frame.valid
+        if self.centre_drop and rng.random() < self.centre_drop:
+            valid = drop_centre_band(valid, cfg, CENTRE_BAND_HALF_WIDTH_M)
         true_rc = j.astype(float)  # exactly on a candidate cell, by construction
         return {
             "image": torch.from_numpy(frame.image),
             "grid": torch.from_numpy(frame.grid),
-            "valid": torch.from_numpy(frame.valid),
+            "valid": torch.from_numpy(valid),
             "elevation": torch.from_numpy(frame.elevation),
             "map": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))),
             "target": torch.tensor([k, *np.clip(j, 0, self.positions - 1)], dtype=torch.long),

@@ -52,12 +52,15 @@ class TrainConfig:
     input_hw: tuple[int, int] | None = None  # network input; None = the platform's default
     bev_depth_m: float | None = None  # car BEV reach ahead; None = the platform's default
     along_weight: float = 0.0  # weight of losses.along_street_nll beside the volume's nll
+    centre_drop: float = 0.0  # share of car frames trained without their BEV centre band
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.positions < 4:
             raise ConfigError(f"need epochs >= 1, batch >= 1, lr > 0, positions >= 4: {self}")
         if not 0.0 <= self.along_weight < float("inf"):
             raise ConfigError(f"along_weight must be >= 0, got {self.along_weight}")
+        if not 0.0 <= self.centre_drop <= 1.0:
+            raise ConfigError(f"centre_drop must be in [0, 1], got {self.centre_drop}")
 
     def model_config(self) -> NeuralMapConfig:
         """The architecture this training builds: the platform's defaults, resized input,
@@ -135,7 +138,7 @@ def train_neuralmap(datasets: list[str], out: str | Path, tc: TrainConfig, resum
     device = torch.device(tc.device)
     worlds: dict = {}  # each world loaded and resampled once for both splits
     train_data = SimData(datasets, "train", cfg, worlds)
-    train = TrainingSet(train_data, tc.positions, tc.yaw_bins, tc.seed, True)
+    train = TrainingSet(train_data, tc.positions, tc.yaw_bins, tc.seed, True, tc.centre_drop)
     val_data = SimData(datasets, "val", cfg, worlds)
     val_idx = np.random.default_rng(tc.seed).permutation(len(val_data.samples))[: tc.val_samples]
     val_data.samples = [val_data.samples[i] for i in sorted(val_idx)]
@@ -310,7 +313,9 @@ def _load_checkpoint(path: Path, resume: bool, tc: TrainConfig, model, opt, sche
             f"{path.parent} already holds a training run; pass --resume or a new --out"
         )
     state = torch.load(path, weights_only=True, map_location="cpu")
-    if state["train_config"] != _tc_dict(tc):
+    # an option added after the checkpoint was written counts as at its default
+    stored = {**_tc_dict(TrainConfig()), **state["train_config"]}
+    if stored != _tc_dict(tc):
         raise ConfigError(f"{path} was made with another training config; use a new --out")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
