@@ -166,6 +166,33 @@ def test_yaw_is_refined_through_the_marginal_shape_not_its_bin_to_bin_ripple():
     assert np.sqrt(np.mean(variances)) == pytest.approx(sigma, rel=0.2)
 
 
+def test_the_yaw_is_refined_through_bins_the_given_spacing_apart():
+    """`yaw_spacing_rad` picks the bins the parabola goes through: on a marginal whose
+    shape differs near the peak and further out, one bin and three bins apart give the
+    vertices of those two parabolas (the drone's sharp marginal takes 2.8 deg, the car
+    4 deg: config/<platform>.yaml)."""
+    from geoloc_ros.neuralmap.matcher import _parabola_peak
+
+    k = 256
+    step = 2 * np.pi / k
+    yaws = np.arange(k) * step
+    ly = np.full(k, -40.0)
+    ly[40], ly[39], ly[41], ly[37], ly[43] = 0.0, -1.0, -0.5, -6.0, -3.0
+    lv = np.full((k, 21, 21), -200.0)
+    lv[:, 10, 10] = ly
+    for bins in (1, 3):
+        m = refine(lv, yaws, 5, 1.0, yaw_spacing_rad=bins * step)
+        p = np.exp(ly - ly.max())
+        lp = np.log(p / p.sum())
+        want = (40 + bins * _parabola_peak(lp[40 - bins], lp[40], lp[40 + bins])) * step
+        assert m.yaw_rad == pytest.approx(want, abs=1e-9)
+    assert refine(lv, yaws, 5, 1.0, yaw_spacing_rad=step).yaw_rad != pytest.approx(
+        refine(lv, yaws, 5, 1.0, yaw_spacing_rad=3 * step).yaw_rad, abs=1e-4
+    )
+    with pytest.raises(ConfigError, match="yaw_refine_spacing_deg"):
+        MapLocalizerParams(yaw_refine_spacing_deg=0.0)
+
+
 def test_two_equal_peaks_are_flagged_multimodal():
     lv = np.full((8, 40, 40), -50.0)
     lv[0, 5, 5] = lv[0, 30, 30] = 0.0

@@ -67,7 +67,7 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
     bundle = load_bundle(model_dir or shipped_model_dir("car"))
     model_dir = bundle.directory
     cfg = bundle.config
-    ratio = node_multimodal_ratio(cfg.platform)
+    node = node_matcher_settings(cfg.platform)
     result = {
         "model": _display_path(model_dir), "model_sha256": bundle.weights_sha256,
         "platform": cfg.platform, "res_m": cfg.res_m,
@@ -75,7 +75,7 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
                     "torch_threads": torch.get_num_threads()},
         "protocol": {"prior_sigma_m": prior_sigma_m, "window_m": eval_window_m,
                      "yaw_bins": eval_yaw_bins, "yaw_prior": None, "split": split, "seed": seed,
-                     "multimodal_ratio": ratio},
+                     **node},
         "datasets": {},
     }  # fmt: skip
     all_runs = []
@@ -83,7 +83,7 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
         mdir = map_for(ds, model_dir, maps_dir, progress)
         params = MapLocalizerParams(model=str(model_dir), map=str(mdir), platform=cfg.platform,
                                     yaw_bins=eval_yaw_bins, window_m=eval_window_m,
-                                    multimodal_ratio=ratio)  # fmt: skip
+                                    **node)  # fmt: skip
         loc = MapLocalizer(params)
         samples = _samples(ds, split, cfg, frames, seed)
         t0 = time.monotonic()
@@ -122,14 +122,20 @@ def run(model: str, data: list[str], out: Path, split: str = "test", frames: int
     return result
 
 
-def node_multimodal_ratio(platform: str) -> float:
-    """The multi-modal flag's threshold map_localizer_node uses on this platform
-    (config/<platform>.yaml): the bench flags what the node would withhold."""
+def node_matcher_settings(platform: str) -> dict:
+    """The multi-modal threshold and yaw refinement map_localizer_node uses on this
+    platform (config/<platform>.yaml): the bench scores what the node would publish."""
     from geoloc_ros.config import load_node_config, platform_config  # noqa: PLC0415
     from geoloc_ros.neuralmap.inputs import MapLocalizerConfig  # noqa: PLC0415
 
-    path = platform_config(platform)
-    return load_node_config(MapLocalizerConfig, path, "map_localizer_node").multimodal_ratio
+    c = load_node_config(MapLocalizerConfig, platform_config(platform), "map_localizer_node")
+    return {"multimodal_ratio": c.multimodal_ratio,
+            "yaw_refine_spacing_deg": c.yaw_refine_spacing_deg}  # fmt: skip
+
+
+def node_multimodal_ratio(platform: str) -> float:
+    """The multi-modal flag's threshold map_localizer_node uses on this platform."""
+    return node_matcher_settings(platform)["multimodal_ratio"]
 
 
 def _display_path(path: Path) -> str:

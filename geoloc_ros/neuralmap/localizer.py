@@ -42,6 +42,10 @@ class MapLocalizerParams:
     # from the mode is this high against it: at 0.5 a car fix 8 m+ off went out unflagged
     # on 12 % of unseen-world frames, at 0.2 on 4 % (docs/neuralmap.md)
     multimodal_ratio: float = 0.2
+    # the yaw is refined by a parabola through the yaw marginal at bins this far apart:
+    # 4 deg suits the car's wider marginal (1 deg recall 50 -> 66 % against adjacent bins);
+    # the drone's nadir marginal is sharper and takes 2.8 (config/drone.yaml)
+    yaw_refine_spacing_deg: float = 4.0
     use_prior: bool = True  # add the Gaussian position prior to the volume
     device: str = "cpu"
     threads: int = 0
@@ -57,6 +61,9 @@ class MapLocalizerParams:
             raise ConfigError(f"window_m must be in [4, 1024] m, got {self.window_m}")
         if not 0.0 < self.multimodal_ratio <= 1.0:
             raise ConfigError(f"multimodal_ratio must be in (0, 1], got {self.multimodal_ratio}")
+        if not 0.0 < self.yaw_refine_spacing_deg <= 45.0:
+            raise ConfigError("yaw_refine_spacing_deg must be in (0, 45], got "
+                              f"{self.yaw_refine_spacing_deg}")  # fmt: skip
         if not 0.0 < self.yaw_prior_deg <= 180.0:
             raise ConfigError(f"yaw_prior_deg must be in (0, 180], got {self.yaw_prior_deg}")
 
@@ -230,7 +237,8 @@ class MapLocalizer:
                 d2 = (rr[:, None] ** 2 + cc[None, :] ** 2) * cfg.res_m**2
                 log_prior = torch.from_numpy(-0.5 * d2 / prior_sigma_m**2).float()[None].to(dev)
             lv = log_volume(scores, self.net.log_scale, log_prior)[0].cpu().numpy()
-        m = refine(lv, rot.yaws_rad, h, cfg.res_m, multimodal_ratio=self.params.multimodal_ratio)
+        m = refine(lv, rot.yaws_rad, h, cfg.res_m, multimodal_ratio=self.params.multimodal_ratio,
+                   yaw_spacing_rad=np.radians(self.params.yaw_refine_spacing_deg))  # fmt: skip
         t["matching"] = time.perf_counter()
         xy = self.store.grid.xy_of(m.row + row0, m.col + col0)
         raw = np.zeros((3, 3))

@@ -100,7 +100,7 @@ class MatchResult:
 LOCAL_RADIUS_M = 8.0  # the mode's support: its covariance is the moments within this
 LOCAL_YAW_RAD = np.pi / 4  # ... and within this of the mode's yaw
 YAW_SUPPORT_RADIUS_M = 1.0  # the yaw estimate: yaw marginal of positions this close to the mode
-YAW_PARABOLA_SPACING_RAD = np.radians(4.0)  # ... refined through bins this far apart
+YAW_PARABOLA_SPACING_RAD = np.radians(4.0)  # ... refined through bins this far apart (default)
 
 
 def refine(
@@ -111,9 +111,11 @@ def refine(
     local_radius_m: float = LOCAL_RADIUS_M,
     separation_m: float = 6.0,
     multimodal_ratio: float = 0.5,
+    yaw_spacing_rad: float = YAW_PARABOLA_SPACING_RAD,
 ) -> MatchResult:
     """Mode of one volume (K, Ho, Wo), refined to sub-cell by a parabola through the log
-    position marginal (sum over yaw), the yaw by one through bins 4 deg apart (`_refine_yaw`).
+    position marginal (sum over yaw), the yaw by one through bins `yaw_spacing_rad` apart
+    (`_refine_yaw`).
 
     Position covariance and yaw variance are the volume's moments within
     `local_radius_m` of the mode (the rest is another hypothesis, reported by the
@@ -145,7 +147,8 @@ def refine(
     cov = np.array([[sxx, sxy], [sxy, syy]]) * res_m**2
     cov_volume = _moments_about(pos, r_mean, c_mean) * res_m**2
     yaw_hat, var_yaw = _refine_yaw(prob, yaws_rad, int(kk), (r0, c0), (rs, cs),
-                                   max(1, round(YAW_SUPPORT_RADIUS_M / res_m)))  # fmt: skip
+                                   max(1, round(YAW_SUPPORT_RADIUS_M / res_m)),
+                                   yaw_spacing_rad)  # fmt: skip
     # second separated peak of the position marginal
     sep = max(1, round(separation_m / res_m))
     masked = pos.copy()
@@ -182,12 +185,13 @@ def _moments_about(pos: np.ndarray, r: float, c: float) -> np.ndarray:
 
 
 def _refine_yaw(prob: np.ndarray, yaws_rad: np.ndarray, k_mode: int, rc_mode, window,
-                radius_cells: int) -> tuple[float, float]:  # fmt: skip
+                radius_cells: int, spacing_rad: float = YAW_PARABOLA_SPACING_RAD,
+                ) -> tuple[float, float]:  # fmt: skip
     """Yaw estimate and variance of the mode.
 
     Estimate: a parabola through the log yaw marginal of positions within `radius_cells`
-    of the mode, at its best bin and the bins YAW_PARABOLA_SPACING_RAD either side (at
-    least the next ones). Through adjacent bins of a fine volume (256 bins, 1.4 deg) it
+    of the mode, at its best bin and the bins `spacing_rad` either side (at least the
+    next ones). Through adjacent bins of a fine volume (256 bins, 1.4 deg) it
     fits the marginal's bin-to-bin ripple, not its shape: car, 117 frames of worlds
     41-44 (stage 4), 1 deg recall 50 % through adjacent bins, 66 % through bins 4.2 deg
     apart, and 58 % with 64 bins either way (docs/neuralmap.md). Variance: second moment
@@ -206,7 +210,7 @@ def _refine_yaw(prob: np.ndarray, yaws_rad: np.ndarray, k_mode: int, rc_mode, wi
         steps = np.angle(np.exp(1j * np.diff(yaws_rad)))
         step = float(steps[0])
         if np.allclose(steps, step, atol=1e-9):  # equally spaced (a yaw prior's range or all)
-            s = max(1, round(YAW_PARABOLA_SPACING_RAD / abs(step)))
+            s = max(1, round(spacing_rad / abs(step)))
             full = abs(abs(step) * k - 2 * np.pi) < 1e-6  # the bins wrap around the circle
             lo, hi = kb - s, kb + s
             if full or (lo >= 0 and hi < k):
