@@ -18,6 +18,7 @@ from geoloc_ros.errors import ConfigError
 from geoloc_ros.geo.quaternion import matrix_from_xyzw
 from geoloc_ros.neuralmap.config import NeuralMapConfig
 from geoloc_ros.neuralmap.frame import prepare_frame
+from geoloc_ros.neuralmap.geometry import bev_cell_centres
 from geoloc_ros.neuralmap.raster import MapRaster, resample_to_map
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,9 @@ CENTRE_BAND_HALF_WIDTH_M = 3.5  # the car's lane and the markings ahead of it
 def drop_centre_band(valid: np.ndarray, cfg: NeuralMapConfig, half_width_m: float) -> np.ndarray:
     """A car BEV's validity (nx, ny) with the cells within `half_width_m` of the car's
     axis made invalid: the template then has only the sides to place the frame with."""
-    y_m = cfg.bev_origin_m[1] + (np.arange(cfg.bev_shape[1]) + 0.5) * cfg.res_m
+    _, y_m = bev_cell_centres(cfg)
     out = valid.copy()
-    out[:, np.abs(y_m) < half_width_m] = 0.0
+    out[np.abs(y_m) < half_width_m] = 0.0
     return out
 
 
