@@ -181,7 +181,7 @@ def test_bench_writes_the_recall_table_and_every_frame(tiny, tmp_path):
     per-frame arrays in the .npz beside it, and the node's multi-modal threshold is used."""
     import json
 
-    from geoloc_ros.benchmarks.neuralmap import node_matcher_settings, node_multimodal_ratio, run
+    from geoloc_ros.benchmarks.neuralmap import node_matcher_settings, run
 
     train_neuralmap([tiny / "ds"], tmp_path / "m", TrainConfig(**{**TINY, "epochs": 1}),
                     progress=False)  # fmt: skip
@@ -189,7 +189,8 @@ def test_bench_writes_the_recall_table_and_every_frame(tiny, tmp_path):
     res = run(str(tmp_path / "m"), [str(tiny / "ds")], out, split="all", frames=4,
               latency_frames=0, prior_sigma_m=2.0, eval_window_m=24.0, eval_yaw_bins=16,
               threads=1, maps_dir=tmp_path / "maps", progress=False)  # fmt: skip
-    assert res["protocol"]["multimodal_ratio"] == node_multimodal_ratio("car") == 0.2
+    assert res["protocol"]["multimodal_ratio"] == node_matcher_settings("car")["multimodal_ratio"]
+    assert res["protocol"]["multimodal_ratio"] == 0.2
     assert res["protocol"]["yaw_refine_spacing_deg"] == 4.0
     assert node_matcher_settings("drone") == {"multimodal_ratio": 0.5,
                                               "yaw_refine_spacing_deg": 2.8}  # fmt: skip

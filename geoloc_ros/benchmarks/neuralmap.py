@@ -133,11 +133,6 @@ def node_matcher_settings(platform: str) -> dict:
             "yaw_refine_spacing_deg": c.yaw_refine_spacing_deg}  # fmt: skip
 
 
-def node_multimodal_ratio(platform: str) -> float:
-    """The multi-modal flag's threshold map_localizer_node uses on this platform."""
-    return node_matcher_settings(platform)["multimodal_ratio"]
-
-
 def _display_path(path: Path) -> str:
     """A path as the reader typed it: relative to the working directory when under it."""
     try:
