@@ -16,7 +16,13 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.neuralmap.frame import prepare_frame
-from geoloc_ros.neuralmap.matcher import TemplateRotator, correlate, log_volume, refine
+from geoloc_ros.neuralmap.matcher import (
+    YAW_PARABOLA_SPACING_RAD,
+    TemplateRotator,
+    correlate,
+    log_volume,
+    refine,
+)
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -45,7 +51,7 @@ class MapLocalizerParams:
     # the yaw is refined by a parabola through the yaw marginal at bins this far apart:
     # 4 deg suits the car's wider marginal (1 deg recall 50 -> 66 % against adjacent bins);
     # the drone's nadir marginal is sharper and takes 2.8 (config/drone.yaml)
-    yaw_refine_spacing_deg: float = 4.0
+    yaw_refine_spacing_deg: float = float(np.degrees(YAW_PARABOLA_SPACING_RAD))
     use_prior: bool = True  # add the Gaussian position prior to the volume
     device: str = "cpu"
     threads: int = 0
