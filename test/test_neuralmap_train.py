@@ -145,6 +145,9 @@ def test_init_fine_tunes_at_another_input_size(tiny, tmp_path):
 
     with pytest.raises(ConfigError, match="input_hw"):
         TrainConfig(**{**TINY, "input_hw": (100, 150)}).model_config()
+    # a fine-tune that names no size keeps the init's (it used to fall back to the default)
+    keep = TrainConfig(**{**TINY, "init": str(tmp_path / "b")}).model_config()
+    assert keep.input_hw == (160, 224)
 
 
 def test_init_extends_a_car_bev_farther_ahead(tiny, tmp_path):

@@ -79,7 +79,8 @@ def add_train_parser(ts: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default="", metavar="MODEL",
                    help="start from this model's weights (fine-tune on new areas)")  # fmt: skip
     p.add_argument("--input-hw", type=int, nargs=2, metavar=("H", "W"),
-                   help="network input size (default: the platform's)")  # fmt: skip
+                   help="network input size (default: the --init model's, else the "
+                        "platform's)")  # fmt: skip
     p.add_argument("--bev-depth", type=float, metavar="M",
                    help="car BEV reach ahead in metres (default 32; --init from a shorter "
                         "one extends its depth bins)")  # fmt: skip

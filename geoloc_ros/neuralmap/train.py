@@ -49,7 +49,9 @@ class TrainConfig:
     device: str = "cpu"
     stop_after: int = 0  # end this run after so many steps (0 = never); --resume continues
     init: str = ""  # model folder whose weights start the training (fine-tuning)
-    input_hw: tuple[int, int] | None = None  # network input; None = the platform's default
+    # network input; None = the --init model's, else the platform's default (stages 4-6 of
+    # the drone model silently went 240x320 -> 176x240 when None meant the platform's)
+    input_hw: tuple[int, int] | None = None
     bev_depth_m: float | None = None  # car BEV reach ahead; None = the platform's default
     along_weight: float = 0.0  # weight of losses.along_street_nll beside the volume's nll
     centre_drop: float = 0.0  # share of car frames trained without their BEV centre band
@@ -63,11 +65,16 @@ class TrainConfig:
             raise ConfigError(f"centre_drop must be in [0, 1], got {self.centre_drop}")
 
     def model_config(self) -> NeuralMapConfig:
-        """The architecture this training builds: the platform's defaults, resized input,
-        and for cars the BEV's reach (one depth bin per cell)."""
+        """The architecture this training builds: the platform's defaults, the input size
+        (given, else the --init model's), and for cars the BEV's reach (one depth bin per
+        cell)."""
         kw: dict = {}
         if self.input_hw is not None:
             kw["input_hw"] = tuple(self.input_hw)
+        elif self.init:
+            from geoloc_ros.neuralmap.bundle import load_bundle  # noqa: PLC0415
+
+            kw["input_hw"] = tuple(load_bundle(self.init).config.input_hw)
         if self.bev_depth_m is not None:
             if self.platform != "car":
                 raise ConfigError("bev_depth_m applies to the car's forward camera only")
