@@ -63,6 +63,7 @@ def test_custom_factor_jacobians_match_numerical_derivatives(seed):
         ),
         (body_velocity_factor(X(0), V(0), W(0), 7.5, noise3), [X(0), V(0), W(0)]),
         (planar_pose_factor(X(0), [1.0, 2.0, 0.3], noise3), [X(0)]),
+        (planar_pose_factor(X(0), [1.0, 2.0, 40.0, 0.3], gtsam.noiseModel.Unit.Create(4)), [X(0)]),
     ]
     for factor, keys in cases:
         lin = factor.linearize(values)
@@ -469,6 +470,32 @@ def test_posenet_use_z_decides_whether_its_height_moves_the_state(use_z):
         assert z > 0.6 and sigma_z < 0.2, (z, sigma_z)
     else:
         assert abs(z) < 0.1 and sigma_z > 0.4, (z, sigma_z)
+
+
+@pytest.mark.parametrize("var_z", [1.0, 1e6])
+def test_a_map_fix_moves_the_height_only_when_it_measured_one(var_z):
+    """A drone's nadir fix with a searched height carries that height's variance; at rest,
+    fixes 0.8 m above the start then lift the state. A free z (1e6) leaves the height
+    to the other sensors, as every planar fix did before the height search."""
+    cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
+                       visual_standstill_period_s=0.0)  # fmt: skip
+    est = FusionEstimator(cfg)
+    q = np.array([0.0, 0.0, 0.0, 1.0])
+    g = np.array([0.0, 0.0, 9.80665])
+    for k in range(1600):
+        t = k * 0.005
+        est.on_imu(ImuSample(t, np.zeros(3), g))
+        if k % 40 == 0:
+            z, vz = (0.0, 0.25) if k == 0 else (0.8, var_z)
+            cov = np.diag([1.0, 1.0, vz, 1e6, 1e6, 0.01])
+            est.on_pose_fix(PoseFix(t, np.array([0.0, 0.0, z]), q, cov, dof=3 if k else 6,
+                                    source="map_localizer"))  # fmt: skip
+    z, sigma_z = est.state.p_m[2], np.sqrt(est.state.cov_pose_6x6[2, 2])
+    assert est.counts["pose3_used"] >= 35
+    if var_z < 1e3:
+        assert z > 0.6 and sigma_z < 0.3, (z, sigma_z)
+    else:
+        assert abs(z) < 0.1, (z, sigma_z)
 
 
 @pytest.mark.parametrize("use_z", [True, False])

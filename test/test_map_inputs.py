@@ -85,13 +85,14 @@ def test_a_fused_state_is_a_prior_with_yaw_only_when_its_3_sigma_fits_the_search
     cfg = MapLocalizerConfig(yaw_prior_deg=15.0, max_prior_sigma_m=40.0)
     cov = np.diag([9.0, 4.0, 1.0, 0.01, 0.01, np.radians(4.0) ** 2])
     s = NavState(1.0, np.array([3.0, 4.0, 5.0]), xyzw_from_rpy(0, 0, 0.5), cov_pose_6x6=cov)
-    xy, z, sigma, yaw = prior_from_state(s, cfg)
+    xy, z, sigma, yaw, sigma_z = prior_from_state(s, cfg)
     assert xy.tolist() == [3.0, 4.0] and z == 5.0 and sigma == 3.0 and yaw == pytest.approx(0.5)
+    assert sigma_z == 1.0  # the height's sigma: a nadir view searches that far
     cov[5, 5] = np.radians(6.0) ** 2  # 3 sigma = 18 deg: the truth may lie outside +-15
     assert prior_from_state(s, cfg)[3] is None
     cov[5, 5] = np.radians(30.0) ** 2
     cov[0, 0] = 1e4
-    _, _, sigma, yaw = prior_from_state(s, cfg)
+    _, _, sigma, yaw, _ = prior_from_state(s, cfg)
     assert yaw is None and sigma == 40.0  # clipped to max_prior_sigma_m
     cov[0, 0] = np.nan
     with pytest.raises(InputRejected, match="finite"):
@@ -100,6 +101,7 @@ def test_a_fused_state_is_a_prior_with_yaw_only_when_its_3_sigma_fits_the_search
     class Fix:
         xy_m, yaw_rad = np.array([1.0, 2.0]), 0.3
         cov_xyyaw = np.diag([0.25, 0.36, 0.01])
+        height_m = None
 
     p = posefix_of(2.0, Fix, 7.0, "map")
     assert p.dof == 3 and p.p_m.tolist() == [1.0, 2.0, 7.0] and p.frame_id == "map"
@@ -120,8 +122,9 @@ def test_priors_prefer_a_fresh_fused_state_then_a_fresh_gnss_fix_then_refuse():
     lat, lon, alt = ltp.geodetic_from_enu(np.array([20.0, -5.0, 1.0]))
     fix = GnssFix(10.0, lat, lon, alt, cov_enu_3x3=np.diag([0.25, 0.25, 1.0]))
     p = p.with_gnss(fix, ltp)
-    xy, _, sigma, yaw = p.for_image(11.0, cfg)
+    xy, _, sigma, yaw, sigma_z = p.for_image(11.0, cfg)
     assert np.allclose(xy, [20.0, -5.0], atol=1e-6) and sigma == 2.0 and yaw is None  # clipped
+    assert sigma_z == 1.0  # the fix's vertical sigma
     assert p.with_gnss(GnssFix(10.5, lat, lon, alt), ltp) == p  # no covariance: kept
     cov = np.diag([9.0, 9.0, 1.0, 0.01, 0.01, np.radians(2.0) ** 2])
     state = NavState(10.0, np.array([3.0, 4.0, 0.0]), xyzw_from_rpy(0, 0, 0.5), cov_pose_6x6=cov)

@@ -95,7 +95,7 @@ def test_frames_give_planar_fixes_and_bad_situations_are_counted(context, map_di
         pub_img.publish(msg_from_image(img, 10.2, "camera_optical_frame", MSG_TYPES))
         assert spin_until(ex, lambda: rejected["outside_map"] == 1)
         pub_odom.publish(_odom(10.2, 5.0, -3.0))
-        assert spin_until(ex, lambda: node._priors.state and node._priors.state[1][0] == 5.0)
+        assert spin_until(ex, lambda: node._priors.state and node._priors.state[1].xy_m[0] == 5.0)
         pub_img.publish(msg_from_image(img, 10.3, "camera_optical_frame", MSG_TYPES))
         assert spin_until(ex, lambda: len(fixes) >= 1, timeout_s=20), node.counts
         f = fixes[0]

@@ -575,3 +575,30 @@ def test_runs_of_several_datasets_concatenate_and_drop_what_one_lacks():
     assert set(both.per_frame()) == {"err_xy_m", "err_yaw_rad", "cov_raw", "multimodal",
                                      "mode_mass"}  # fmt: skip
     assert Runs.concatenate([runs(2, True), runs(3, False)]).mode_mass is None
+
+
+def test_height_factors_cover_the_prior_sigma_in_log_steps_and_stay_off_when_it_is_small():
+    from geoloc_ros.neuralmap.height import height_factors
+
+    assert height_factors(100.0, 1.0, 0.05, 4).tolist() == [1.0]  # +-2 %: under half a step
+    assert height_factors(100.0, 30.0, 0.0, 4).tolist() == [1.0]  # search off
+    f = height_factors(100.0, 6.0, 0.05, 4)  # +-12 %: two steps each way, the prior first
+    assert f[0] == 1.0 and len(f) == 5
+    assert np.allclose(np.sort(f), 1.05 ** np.arange(-2, 3))
+    assert len(height_factors(100.0, 80.0, 0.05, 4)) == 9  # capped at max_steps
+
+
+def test_refine_height_finds_the_peak_of_a_log_parabola_and_floors_its_variance():
+    from geoloc_ros.neuralmap.height import MIN_HEIGHT_SIGMA_FRACTION, refine_height
+
+    f = 1.05 ** np.array([0, -1, 1, -2, 2], dtype=float)
+    u = np.log(f)
+    u0, s = np.log(1.03), 0.01  # peak 3 % above the prior; curvature of a 1 % sigma
+    best, factor, var = refine_height(f, -0.5 * (u - u0) ** 2 / s**2)
+    assert f[best] == pytest.approx(1.05) and factor == pytest.approx(1.03, rel=1e-6)
+    assert var == pytest.approx(np.log1p(MIN_HEIGHT_SIGMA_FRACTION) ** 2)  # floored
+    best, factor, var = refine_height(f, -0.5 * (u - u0) ** 2 / 0.2**2)
+    assert var == pytest.approx(0.04, rel=1e-6)  # a flat evidence keeps its own sigma
+    best, factor, _ = refine_height(f, -u)  # rising to the edge: the edge, unrefined
+    assert factor == pytest.approx(1.05**-2)
+    assert refine_height(np.ones(1), np.zeros(1))[1] == 1.0

@@ -24,7 +24,7 @@ from geoloc_ros.geo.wgs84 import LocalTangentPlane
 from geoloc_ros.io import topics
 from geoloc_ros.io.bag import BagReader
 from geoloc_ros.io.convert import gnss_from_msg, stamp_of
-from geoloc_ros.neuralmap.inputs import MapLocalizerConfig, prior_from_gnss
+from geoloc_ros.neuralmap.inputs import ImagePrior, MapLocalizerConfig, prior_from_gnss
 from geoloc_ros.neuralmap.localizer import MapFix, MapLocalizer
 
 
@@ -94,10 +94,10 @@ def replay_map_localizer(
                 if m.topic == topics.FIX:
                     gnss = prior_from_gnss(gnss_from_msg(m.msg), ltp) or gnss
                 elif m.topic == topics.IMAGE:
-                    t_s, fix, (_, z, _, _) = frames.localize(m.msg, prior)
+                    t_s, fix, used = frames.localize(m.msg, prior)
                     run.t_s.append(t_s)
                     run.fixes.append(fix)
-                    run.z_m.append(z)
+                    run.z_m.append(used.z_m)
                 else:
                     frames.consume(m.topic, m.msg)
             except InputRejected as exc:
@@ -119,10 +119,10 @@ def _stamp(m) -> float:
 def _latest_gnss(gnss, t_s: float, cfg: MapLocalizerConfig):
     if gnss is None:
         raise InputRejected("no GNSS fix yet for the prior", "prior")
-    t_fix, xy, z, sigma = gnss
+    t_fix, pr = gnss
     if abs(t_s - t_fix) > cfg.max_prior_age_s:
         raise InputRejected(f"the GNSS prior is {t_s - t_fix:.1f} s from the image", "prior")
-    return xy, z, cfg.prior_sigma(sigma), None
+    return pr._replace(sigma_m=cfg.prior_sigma(pr.sigma_m))
 
 
 def _truth_prior(truth: Trajectory, t_s: float, sigma_m: float, rng: np.random.Generator):
@@ -130,7 +130,7 @@ def _truth_prior(truth: Trajectory, t_s: float, sigma_m: float, rng: np.random.G
     noise = rng.normal(0.0, sigma_m, 2)  # drawn for every image: the seed fixes the sequence
     if not ok[0]:
         raise InputRejected("no ground truth at this image's stamp", "prior")
-    return at.p_m[0, :2] + noise, float(at.p_m[0, 2]), float(sigma_m), None
+    return ImagePrior(at.p_m[0, :2] + noise, float(at.p_m[0, 2]), float(sigma_m))  # true height
 
 
 def map_localizer_metrics(run: MapLocalizerRun, truth: Trajectory | None, cal) -> dict:

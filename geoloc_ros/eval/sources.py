@@ -21,6 +21,7 @@ from geoloc_ros.io import topics
 from geoloc_ros.io.convert import camera_frame_from_msgs, gnss_from_msg, imu_from_msg, stamp_of
 from geoloc_ros.io.tf import StaticTransforms
 from geoloc_ros.neuralmap.inputs import (
+    ImagePrior,
     MapLocalizerConfig,
     Priors,
     camera_mount,
@@ -65,18 +66,19 @@ class BagFrameLocalizer:
             s = imu_from_msg(msg)
             self.gravity.update(s.t_s, s.accel_mps2, s.q_xyzw, s.cov_orientation_3x3)
 
-    def localize(self, msg, prior: Callable[[float], tuple]) -> tuple[float, MapFix, tuple]:
-        """(stamp, fix, prior used) of an image; `prior(t_s)` gives (xy, z, sigma_m, yaw or
-        None), and that tuple comes back as the third item."""
+    def localize(
+        self, msg, prior: Callable[[float], ImagePrior]
+    ) -> tuple[float, MapFix, ImagePrior]:
+        """(stamp, fix, prior used) of an image; `prior(t_s)` gives the ImagePrior."""
         if self.info is None:
             raise InputRejected("no camera_info yet: the camera is uncalibrated", "camera_info")
         frame = camera_frame_from_msgs(msg, self.info, want="rgb8")
         used = prior(frame.t_s)
-        xy, z, sigma, yaw = used
         T_base_cam, self.camera_mount = camera_mount(self.tf, frame.frame_id, self.cfg)
-        height = z + T_base_cam[2, 3] - self.cfg.ground_z_m
+        height = used.z_m + T_base_cam[2, 3] - self.cfg.ground_z_m
         fix = self.loc.localize(frame.image, frame.K_3x3, self.gravity.roll_pitch(), T_base_cam,
-                                xy, sigma, yaw, height, self.gravity.tilt_sigma_rad)  # fmt: skip
+                                used.xy_m, used.sigma_m, used.yaw_rad, height,
+                                self.gravity.tilt_sigma_rad, used.sigma_z_m)  # fmt: skip
         return frame.t_s, fix, used
 
 
@@ -106,17 +108,17 @@ class MapLocalizerSource:
             return None
         if not self.rate.admit(stamp_of(msg)):
             return None
-        t_s, fix, (xy, z, sigma, _) = self.frames.localize(msg, lambda t: self._prior(state, t))
+        t_s, fix, used = self.frames.localize(msg, lambda t: self._prior(state, t))
         self.log.latency_ms.append(fix.timing_ms["total"])
-        fix, withheld = fix_to_publish(self.frames.loc, fix, xy, sigma, self.cfg)
+        fix, withheld = fix_to_publish(self.frames.loc, fix, used.xy_m, used.sigma_m, self.cfg)
         if fix is None:
             self.log.withheld[withheld] += 1
             return None
-        out = posefix_of(t_s, fix, z, self.cfg.map_frame)
+        out = posefix_of(t_s, fix, used.z_m, self.cfg.map_frame)
         self.log.fixes.append(out)
         return out
 
-    def _prior(self, state: NavState | None, t_s: float) -> tuple:
+    def _prior(self, state: NavState | None, t_s: float) -> ImagePrior:
         """No state (before the fusion starts, or after it reset) leaves the GNSS prior; as
         in the node, a state it would reject leaves the earlier priors standing."""
         with contextlib.suppress(InputRejected):

@@ -84,11 +84,19 @@ def check_noise_covariance(cov: np.ndarray, what: str) -> None:
         raise InputRejected(f"{what} covariance is singular or ill-conditioned", "covariance")
 
 
+def planar_has_height(fix: PoseFix) -> bool:
+    """Whether a planar (3-dof) fix carries a measured height: a z variance below
+    FREE_VARIANCE / 10 (a drone's nadir fix from the map localizer's height search)."""
+    v = fix.cov_pose_6x6[2, 2]
+    return fix.dof == 3 and bool(0.0 < v < FREE_VARIANCE / 10)
+
+
 def pose_noise_covariance(fix: PoseFix, use_z: bool = True) -> np.ndarray:
-    """The covariance of a pose fix's factor: [x, y, yaw] (3 dof) or GTSAM's 6x6 order;
+    """The covariance of a pose fix's factor: [x, y, (z,) yaw] (3 dof) or GTSAM's 6x6 order;
     `use_z` False frees a 6-dof fix's map-frame height (FREE_VARIANCE, as planar fixes carry)."""
     if fix.dof == 3:
-        return fix.cov_pose_6x6[np.ix_([0, 1, 5], [0, 1, 5])]
+        idx = [0, 1, 2, 5] if planar_has_height(fix) else [0, 1, 5]
+        return fix.cov_pose_6x6[np.ix_(idx, idx)]
     cov_ros = np.array(fix.cov_pose_6x6, dtype=np.float64)
     if not use_z:
         cov_ros[2, :] = 0.0
@@ -723,7 +731,8 @@ class FusionEstimator:
         noise = gtsam.noiseModel.Gaussian.Covariance(cov)
         if fix.dof == 3:
             yaw = np.arctan2(R[1, 0], R[0, 0])
-            factor = planar_pose_factor(X(j), [p[0], p[1], yaw], noise)
+            z = [p[0], p[1], p[2], yaw] if planar_has_height(fix) else [p[0], p[1], yaw]
+            factor = planar_pose_factor(X(j), z, noise)
         else:
             factor = gtsam.PriorFactorPose3(X(j), gtsam.Pose3(gtsam.Rot3(R), p), noise)
         if self.cfg.visual_gate_chi2 > 0:

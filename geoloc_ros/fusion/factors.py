@@ -93,33 +93,40 @@ def _wrap(a: float) -> float:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
-def _planar(pose: gtsam.Pose3) -> np.ndarray:
+def _planar(pose: gtsam.Pose3, with_z: bool = False) -> np.ndarray:
     R = pose.rotation().matrix()
     t = pose.translation()
-    return np.array([t[0], t[1], np.arctan2(R[1, 0], R[0, 0])])
+    yaw = np.arctan2(R[1, 0], R[0, 0])
+    return np.array([t[0], t[1], t[2], yaw] if with_z else [t[0], t[1], yaw])
 
 
 def _planar_error(z: np.ndarray, this, values, H):
     pose = values.atPose3(this.keys()[0])
-    e = _planar(pose) - z
-    e[2] = _wrap(e[2])
+    with_z = len(z) == 4
+    e = _planar(pose, with_z) - z
+    e[-1] = _wrap(e[-1])
     if H is not None:
-        J = np.zeros((3, 6))
+        n = len(z)
+        J = np.zeros((n, 6))
         R = pose.rotation().matrix()
-        J[:2, 3:] = R[:2, :]
+        J[: n - 1, 3:] = R[: n - 1, :]  # position rows: Pose3 retracts t by R dt
         for i in range(3):  # yaw w.r.t. the body rotation: central differences
             d = np.zeros(6)
             d[i] = 1e-6
             yp = _planar(pose.retract(d))[2]
             ym = _planar(pose.retract(-d))[2]
-            J[2, i] = _wrap(yp - ym) / 2e-6
+            J[-1, i] = _wrap(yp - ym) / 2e-6
         H[0] = J
     return e
 
 
 def planar_pose_factor(key_x: int, xy_yaw, noise) -> gtsam.CustomFactor:
-    """A map-localizer fix: x, y and yaw of base_link; z, roll and pitch left free."""
-    return gtsam.CustomFactor(noise, [key_x], partial(_planar_error, np.asarray(xy_yaw, float)))
+    """A map-localizer fix: x, y and yaw of base_link, z, roll and pitch left free; or
+    x, y, z and yaw (4 values) when the fix measured its height (a nadir view's scale)."""
+    z = np.asarray(xy_yaw, float)
+    if len(z) not in (3, 4):
+        raise ValueError(f"a planar fix has 3 or 4 values, got {len(z)}")
+    return gtsam.CustomFactor(noise, [key_x], partial(_planar_error, z))
 
 
 def gauss_markov_factor(key_a: int, key_b: int, phi: float, cov_q: np.ndarray):

@@ -11,6 +11,7 @@ specific force stays along its thrust axis whatever its tilt), so the AHRS wins.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -142,8 +143,20 @@ def camera_mount(tf, frame_id: str, cfg: MapLocalizerConfig) -> tuple[np.ndarray
 YAW_PRIOR_SIGMAS = 3.0  # the searched yaw range holds the fused yaw's 3-sigma interval
 
 
-def prior_from_state(state, cfg: MapLocalizerConfig):
-    """(xy, z, sigma_m, yaw or None) from a fused NavState (odometry/global).
+class ImagePrior(NamedTuple):
+    """Where an image's search looks: base_link's map-frame position and its horizontal
+    sigma, the yaw (None: all yaws), and base_link's height with its sigma (a nadir view
+    searches heights that far; 0 takes the height as given)."""
+
+    xy_m: np.ndarray
+    z_m: float
+    sigma_m: float
+    yaw_rad: float | None = None
+    sigma_z_m: float = 0.0
+
+
+def prior_from_state(state, cfg: MapLocalizerConfig) -> ImagePrior:
+    """The ImagePrior of a fused NavState (odometry/global).
 
     The yaw joins only when its 3-sigma range fits inside `yaw_prior_deg`, the half-width
     the search then narrows to: a state 14 deg off with a 14 deg sigma (the demo's
@@ -159,11 +172,12 @@ def prior_from_state(state, cfg: MapLocalizerConfig):
     sigma = float(np.sqrt(max(cov[0, 0], cov[1, 1], 0.0)))
     yaw_ok = 0.0 < cov[5, 5] < (np.radians(cfg.yaw_prior_deg) / YAW_PRIOR_SIGMAS) ** 2
     yaw = yaw_from_xyzw(state.q_xyzw) if yaw_ok else None
-    return p[:2].copy(), float(p[2]), cfg.prior_sigma(sigma), yaw
+    sigma_z = float(np.sqrt(max(cov[2, 2], 0.0)))
+    return ImagePrior(p[:2].copy(), float(p[2]), cfg.prior_sigma(sigma), yaw, sigma_z)
 
 
-def prior_from_gnss(fix, ltp):
-    """(t_s, xy, z, sigma_m) of a GnssFix in the map frame of `ltp`, or None without a
+def prior_from_gnss(fix, ltp) -> tuple[float, ImagePrior] | None:
+    """(t_s, ImagePrior) of a GnssFix in the map frame of `ltp`, or None without a
     position or a covariance (the sigma is the larger horizontal one, unclipped)."""
     if not fix.has_fix or fix.cov_enu_3x3 is None:
         return None
@@ -171,7 +185,8 @@ def prior_from_gnss(fix, ltp):
         return None
     enu = ltp.enu_from_geodetic(fix.lat_deg, fix.lon_deg, fix.alt_m)
     sigma = float(np.sqrt(max(fix.cov_enu_3x3[0, 0], fix.cov_enu_3x3[1, 1])))
-    return fix.t_s, np.asarray(enu[:2], float), float(enu[2]), sigma
+    sigma_z = float(np.sqrt(max(fix.cov_enu_3x3[2, 2], 0.0)))
+    return fix.t_s, ImagePrior(np.asarray(enu[:2], float), float(enu[2]), sigma, None, sigma_z)
 
 
 @dataclass(frozen=True)
@@ -180,8 +195,8 @@ class Priors:
     worker). `for_image` picks one the same way online and offline: the fused state while
     it is within max_prior_age_s of the image, else a GNSS fix that is."""
 
-    state: tuple | None = None  # (t_s, xy, z, sigma_m, yaw or None) from odometry/global
-    gnss: tuple | None = None  # (t_s, xy, z, sigma_m) from fix
+    state: tuple[float, ImagePrior] | None = None  # (t_s, prior) from odometry/global
+    gnss: tuple[float, ImagePrior] | None = None  # (t_s, prior) from fix, sigma unclipped
 
     def with_state(self, state, cfg: MapLocalizerConfig) -> Priors:
         """Raises InputRejected for a state without a finite position or covariance;
@@ -189,20 +204,19 @@ class Priors:
         at once, not after max_prior_age_s of priors from the diverged state."""
         if state is None:
             return Priors(None, self.gnss)
-        return Priors((float(state.t_s), *prior_from_state(state, cfg)), self.gnss)
+        return Priors((float(state.t_s), prior_from_state(state, cfg)), self.gnss)
 
     def with_gnss(self, fix, ltp) -> Priors:
         """A fix without a position or a covariance keeps the previous GNSS prior."""
         return Priors(self.state, prior_from_gnss(fix, ltp) or self.gnss)
 
-    def for_image(self, t_s: float, cfg: MapLocalizerConfig) -> tuple:
-        """(xy, z, sigma_m, yaw or None) for an image at `t_s`, or InputRejected("prior")."""
+    def for_image(self, t_s: float, cfg: MapLocalizerConfig) -> ImagePrior:
+        """The prior for an image at `t_s`, or InputRejected("prior")."""
         age = cfg.max_prior_age_s
         if self.state is not None and abs(t_s - self.state[0]) <= age:
-            return self.state[1:]
+            return self.state[1]
         if self.gnss is not None and abs(t_s - self.gnss[0]) <= age:
-            _, xy, z, sigma = self.gnss
-            return xy, z, cfg.prior_sigma(sigma), None
+            return self.gnss[1]._replace(sigma_m=cfg.prior_sigma(self.gnss[1].sigma_m))
         if self.state is None and self.gnss is None:
             raise InputRejected("no prior yet (odometry/global or fix)", "prior")
         t_last = max(p[0] for p in (self.state, self.gnss) if p is not None)
@@ -232,13 +246,18 @@ def fix_to_publish(loc, fix, prior_xy, prior_sigma_m: float, cfg: MapLocalizerCo
 
 
 def posefix_of(t_s: float, fix, z_m: float, map_frame: str):
-    """The planar MapFix as the PoseFix map_localizer/fix carries (3-DoF: x, y, yaw)."""
+    """The planar MapFix as the PoseFix map_localizer/fix carries (3-DoF: x, y, yaw; its
+    z is the prior's `z_m`, free, unless the search measured the height: then that
+    height's z, with its variance)."""
     from geoloc_ros.geo.quaternion import xyzw_from_rpy  # noqa: PLC0415
     from geoloc_ros.types import FREE_VARIANCE, PoseFix  # noqa: PLC0415
 
     cov = np.diag([0.0, 0.0, FREE_VARIANCE, FREE_VARIANCE, FREE_VARIANCE, 0.0])
     cov[:2, :2] = fix.cov_xyyaw[:2, :2]
     cov[5, 5] = fix.cov_xyyaw[2, 2]
+    if fix.height_m is not None:
+        z_m = z_m + fix.height_m - fix.height_prior_m  # base_link moves with the camera
+        cov[2, 2] = fix.var_height_m2
     p = np.array([fix.xy_m[0], fix.xy_m[1], z_m])
     q = xyzw_from_rpy(0.0, 0.0, fix.yaw_rad)
     return PoseFix(t_s, p, q, cov, map_frame, "base_link", 3, "map_localizer")

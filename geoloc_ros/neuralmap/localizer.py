@@ -2,7 +2,8 @@
 
 One frame in (image, K, gravity, camera mount, a position prior with its sigma,
 optionally a yaw prior and the height above ground), one planar fix out: x, y, yaw
-in the `map` frame with a calibrated 3x3 covariance and a multi-modality flag.
+in the `map` frame with a calibrated 3x3 covariance and a multi-modality flag; for a
+nadir view with an uncertain height also the height the match measures (neuralmap.height).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import numpy as np
 
 from geoloc_ros.errors import ConfigError, InputRejected
 from geoloc_ros.neuralmap.frame import prepare_frame
+from geoloc_ros.neuralmap.height import height_factors, refine_height
 from geoloc_ros.neuralmap.matcher import (
     YAW_PARABOLA_SPACING_RAD,
     TemplateRotator,
     correlate,
-    log_volume,
     refine,
+    volume_logits,
 )
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
@@ -53,6 +55,10 @@ class MapLocalizerParams:
     # the drone's nadir marginal is sharper and takes 2.8 (config/drone.yaml)
     yaw_refine_spacing_deg: float = float(np.degrees(YAW_PARABOLA_SPACING_RAD))
     use_prior: bool = True  # add the Gaussian position prior to the volume
+    # drones: heights (1 + step)^k x the prior's are tried, |k| <= max_steps, as far as
+    # the prior's height sigma asks (neuralmap.height); 0 = the prior's height alone
+    height_search_step: float = 0.05
+    height_search_max_steps: int = 4
     device: str = "cpu"
     threads: int = 0
     backend: str = "torch"  # torch | onnxruntime | tensorrt (BEV encoder from bev.onnx)
@@ -72,6 +78,9 @@ class MapLocalizerParams:
                               f"{self.yaw_refine_spacing_deg}")  # fmt: skip
         if not 0.0 < self.yaw_prior_deg <= 180.0:
             raise ConfigError(f"yaw_prior_deg must be in (0, 180], got {self.yaw_prior_deg}")
+        if not (0.0 <= self.height_search_step <= 0.5 and 0 <= self.height_search_max_steps <= 10):
+            raise ConfigError("need 0 <= height_search_step <= 0.5 and 0 <= "
+                              "height_search_max_steps <= 10")  # fmt: skip
 
 
 WARM_UP_HEIGHT_M = 50.0  # a drone's synthetic warm-up frame: any height above ground works
@@ -91,6 +100,11 @@ class MapFix:
     peak_index: tuple[int, int, int] = (0, 0, 0)  # the volume's argmax (yaw bin, row, col)
     cov_xy_volume_m2: np.ndarray | None = None  # whole-window position moments (matcher)
     mode_mass: float = 1.0
+    # a searched nadir height: above ground (m) and its variance, the image's evidence
+    # alone (no height prior in it); None where the prior's height was taken as given
+    height_m: float | None = None
+    var_height_m2: float = 0.0
+    height_prior_m: float | None = None  # the height given, which the search started from
 
 
 def divide_out_prior(fix: MapFix, prior_xy, prior_sigma_m: float, calibration,
@@ -205,11 +219,14 @@ class MapLocalizer:
         yaw_prior_rad: float | None = None,
         height_above_ground_m: float | None = None,
         tilt_sigma_rad: float = 0.0,
+        height_sigma_m: float = 0.0,
     ) -> MapFix:
         """A fix for one frame; raises InputRejected (no fix) for unusable inputs.
 
         `tilt_sigma_rad`, the 1-sigma of the roll and pitch given, widens a nadir fix by
         height x tan(sigma): a tilted footprint and a translated one look the same.
+        `height_sigma_m`, the prior height's 1-sigma: a nadir view searches heights that
+        far (neuralmap.height) and the fix carries the height it found.
         """
         import torch  # noqa: PLC0415
 
@@ -221,47 +238,70 @@ class MapLocalizer:
         if not self.store.contains(prior):
             raise InputRejected(f"prior {prior.round(1).tolist()} m is outside the map",
                                 reason="outside_map")  # fmt: skip
-        t = {"start": time.perf_counter()}
         cfg = self.cfg
-        fr = prepare_frame(rgb, K, cfg, roll_pitch, T_base_cam, height_above_ground_m)
+        factors = np.ones(1)
+        if cfg.platform == "drone" and height_above_ground_m is not None:
+            factors = height_factors(height_above_ground_m, float(np.nan_to_num(height_sigma_m)),
+                                     self.params.height_search_step,
+                                     self.params.height_search_max_steps)  # fmt: skip
+        ms = dict.fromkeys(("encoder", "lifting", "map_read", "matching", "height_search"), 0.0)
+        clock = _Laps(ms)
         dev = self.device
+        rot = self._rotator(yaw_prior_rad)
+        p = round(self.params.window_m / cfg.res_m)
+        h = cfg.template_size // 2
+        rc = self.store.grid.cell_of(prior)
+        row0, col0 = (np.round(rc).astype(int) - p // 2 - h).tolist()
+        vols, evidence, feat = [], [], None
         with torch.inference_mode():
-            f_bev, conf = self._bev(fr, t)
-            rot = self._rotator(yaw_prior_rad)
-            p = round(self.params.window_m / cfg.res_m)
-            h = cfg.template_size // 2
-            rc = self.store.grid.cell_of(prior)
-            row0, col0 = (np.round(rc).astype(int) - p // 2 - h).tolist()
-            win = self.store.window(row0, col0, p + 2 * h)
-            t["map_read"] = time.perf_counter()
-            fmap = torch.from_numpy(win)[None].to(dev)
-            scores = correlate(fmap, rot(f_bev, conf))
-            log_prior = None
-            if self.params.use_prior:
-                rr = np.arange(p) + row0 + h - rc[0]
-                cc = np.arange(p) + col0 + h - rc[1]
-                d2 = (rr[:, None] ** 2 + cc[None, :] ** 2) * cfg.res_m**2
-                log_prior = torch.from_numpy(-0.5 * d2 / prior_sigma_m**2).float()[None].to(dev)
-            lv = log_volume(scores, self.net.log_scale, log_prior)[0].cpu().numpy()
-        m = refine(lv, rot.yaws_rad, h, cfg.res_m, multimodal_ratio=self.params.multimodal_ratio,
+            for i, f in enumerate(factors):
+                height = None if height_above_ground_m is None else height_above_ground_m * f
+                fr = prepare_frame(rgb, K, cfg, roll_pitch, T_base_cam, height)
+                f_bev, conf, feat = self._bev(fr, clock if i == 0 else clock.only("height_search"),
+                                              feat)  # fmt: skip
+                if i == 0:
+                    win = self.store.window(row0, col0, p + 2 * h)
+                    fmap = torch.from_numpy(win)[None].to(dev)
+                    log_prior = self._log_prior(p, row0 + h - rc[0], col0 + h - rc[1],
+                                                prior_sigma_m, dev)  # fmt: skip
+                    clock.lap("map_read")
+                x = volume_logits(correlate(fmap, rot(f_bev, conf)), self.net.log_scale, log_prior)
+                ev = torch.logsumexp(x.flatten(), 0)
+                vols.append((x - ev)[0].cpu().numpy())
+                evidence.append(float(ev))
+                clock.lap("matching" if i == 0 else "height_search")
+        best, factor, var_log_h = refine_height(factors, np.array(evidence))
+        m = refine(vols[best], rot.yaws_rad, h, cfg.res_m,
+                   multimodal_ratio=self.params.multimodal_ratio,
                    yaw_spacing_rad=np.radians(self.params.yaw_refine_spacing_deg))  # fmt: skip
-        t["matching"] = time.perf_counter()
+        clock.lap("matching")
         xy = self.store.grid.xy_of(m.row + row0, m.col + col0)
         raw = np.zeros((3, 3))
         raw[:2, :2] = m.cov_xy_m2
         raw[2, 2] = m.var_yaw_rad2
         cov = self.bundle.calibration.carried(raw, m.cov_xy_volume_m2, m.multimodal)
-        cov[:2, :2] += np.eye(2) * self._tilt_variance_m2(height_above_ground_m, tilt_sigma_rad)
+        height_m = None if height_above_ground_m is None else height_above_ground_m * factor
+        cov[:2, :2] += np.eye(2) * self._tilt_variance_m2(height_m, tilt_sigma_rad)
         fix = MapFix(xy, m.yaw_rad, cov, raw, m.multimodal, m.second_peak_ratio,
                      peak_index=m.peak_index, cov_xy_volume_m2=m.cov_xy_volume_m2,
                      mode_mass=m.mode_mass)  # fmt: skip
-        names = ["encoder", "lifting", "map_read", "matching"]
-        prev = t["start"]
-        for n in names:
-            fix.timing_ms[n] = 1e3 * (t[n] - prev)
-            prev = t[n]
-        fix.timing_ms["total"] = 1e3 * (prev - t["start"])
+        if len(factors) > 1:
+            fix.height_m, fix.height_prior_m = height_m, height_above_ground_m
+            fix.var_height_m2 = float(height_m**2 * var_log_h)
+        fix.timing_ms = {**ms, "total": sum(ms.values())}
         return fix
+
+    def _log_prior(self, p: int, dr0: float, dc0: float, sigma_m: float, dev):
+        """The Gaussian position prior over the p x p window (None without use_prior);
+        (dr0, dc0): the first cell's offset from the prior, in cells."""
+        import torch  # noqa: PLC0415
+
+        if not self.params.use_prior:
+            return None
+        rr = np.arange(p) + dr0
+        cc = np.arange(p) + dc0
+        d2 = (rr[:, None] ** 2 + cc[None, :] ** 2) * self.cfg.res_m**2
+        return torch.from_numpy(-0.5 * d2 / sigma_m**2).float()[None].to(dev)
 
     def warm_up(self, T_base_cam: np.ndarray) -> float:
         """One full-yaw search on a synthetic frame at the map centre; returns its ms.
@@ -289,24 +329,44 @@ class MapLocalizer:
             return 0.0
         return float((height_m * np.tan(min(tilt_sigma_rad, 1.0))) ** 2)
 
-    def _bev(self, fr, t: dict):
-        """BEV features and confidence of a prepared frame (torch, or the ONNX graph)."""
+    def _bev(self, fr, clock: _Laps, feat=None):
+        """BEV features, confidence and image features of a prepared frame (torch, or the
+        ONNX graph); `feat`, the same image's features from an earlier call, is reused:
+        a height search changes only the ortho-rectifying grid."""
         import torch  # noqa: PLC0415
 
         dev = self.device
         if self.ort is not None:
             f_bev, conf = self.ort.bev(fr.image[None], fr.grid[None], fr.valid[None],
                                       fr.elevation[None])  # fmt: skip
-            t["encoder"] = t["lifting"] = time.perf_counter()  # one graph: counted as encoder
-            return torch.from_numpy(f_bev).to(dev), torch.from_numpy(conf).to(dev)
-        img = torch.from_numpy(fr.image)[None].to(dev)
-        feat = self.net.image_encoder(img)
-        t["encoder"] = time.perf_counter()
+            clock.lap("encoder")  # one graph: counted as encoder
+            return torch.from_numpy(f_bev).to(dev), torch.from_numpy(conf).to(dev), None
+        if feat is None:
+            feat = self.net.image_encoder(torch.from_numpy(fr.image)[None].to(dev))
+        clock.lap("encoder")
         src = feat
         if self.net.lifter is not None:
             src = self.net.lifter(feat, torch.from_numpy(fr.elevation)[None].to(dev))
         grid = torch.from_numpy(fr.grid)[None].to(dev)
         bev = torch.nn.functional.grid_sample(src, grid, align_corners=False)
         f_bev, conf = self.net.bev_head(bev, torch.from_numpy(fr.valid)[None, None].to(dev))
-        t["lifting"] = time.perf_counter()
-        return f_bev, conf
+        clock.lap("lifting")
+        return f_bev, conf, feat
+
+
+class _Laps:
+    """Wall time between laps, summed per name into `ms`; `only(name)` books every lap
+    of a stretch under one name (a height search's extra encoder and lifting work)."""
+
+    def __init__(self, ms: dict, name: str | None = None, last: list | None = None) -> None:
+        self.ms, self.name = ms, name
+        self.last = last if last is not None else [time.perf_counter()]
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        key = self.name or name
+        self.ms[key] = self.ms.get(key, 0.0) + 1e3 * (now - self.last[0])
+        self.last[0] = now
+
+    def only(self, name: str) -> _Laps:
+        return _Laps(self.ms, name, self.last)

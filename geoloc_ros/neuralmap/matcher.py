@@ -70,11 +70,18 @@ def correlate(map_feat: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
     return corr[..., : h - t + 1, : w - t + 1]
 
 
-def log_volume(scores: torch.Tensor, log_scale: torch.Tensor, log_prior=None) -> torch.Tensor:
-    """Scores (B, K, Ho, Wo) -> log-probabilities normalised over the whole volume."""
+def volume_logits(scores: torch.Tensor, log_scale: torch.Tensor, log_prior=None) -> torch.Tensor:
+    """Scores (B, K, Ho, Wo) -> the volume's unnormalised log-probabilities; their
+    log-sum-exp is the evidence a search (e.g. over heights) compares."""
     x = scores * log_scale.exp()
     if log_prior is not None:
         x = x + log_prior[:, None]
+    return x
+
+
+def log_volume(scores: torch.Tensor, log_scale: torch.Tensor, log_prior=None) -> torch.Tensor:
+    """Scores (B, K, Ho, Wo) -> log-probabilities normalised over the whole volume."""
+    x = volume_logits(scores, log_scale, log_prior)
     return torch.log_softmax(x.flatten(1), 1).view_as(x)
 
 

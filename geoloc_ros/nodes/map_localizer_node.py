@@ -159,12 +159,12 @@ class MapLocalizerNode(Node):
             if g_base is None:
                 raise InputRejected("no IMU yet: gravity (roll, pitch) unavailable", "gravity")
             frame = camera_frame_from_msgs(msg, info, want="rgb8")
-            xy, z, sigma, yaw = priors.for_image(frame.t_s, cfg)
-            height = z + self.T_base_cam[2, 3] - cfg.ground_z_m
+            pr = priors.for_image(frame.t_s, cfg)
+            height = pr.z_m + self.T_base_cam[2, 3] - cfg.ground_z_m
             t0 = time.perf_counter()
             fix = self.localizer.localize(frame.image, frame.K_3x3, roll_pitch_from_gravity(g_base),
-                                          self.T_base_cam, xy, sigma, yaw, height,
-                                          tilt_sigma_rad)  # fmt: skip
+                                          self.T_base_cam, pr.xy_m, pr.sigma_m, pr.yaw_rad, height,
+                                          tilt_sigma_rad, pr.sigma_z_m)  # fmt: skip
             self.last_latency_ms = (time.perf_counter() - t0) * 1e3
         except InputRejected as exc:
             self.diag.reject("image", exc.reason, str(exc))
@@ -174,11 +174,12 @@ class MapLocalizerNode(Node):
             self.diag.reject("image", "inference", str(exc))
             return
         self.diag.accept("image")
-        fix, withheld = fix_to_publish(self.localizer, fix, xy, sigma, cfg)
+        fix, withheld = fix_to_publish(self.localizer, fix, pr.xy_m, pr.sigma_m, cfg)
         if fix is None:
             self.counts[withheld] += 1
             return
-        self._pub.publish(msg_from_posefix(posefix_of(frame.t_s, fix, z, cfg.map_frame), MSG_TYPES))
+        out = posefix_of(frame.t_s, fix, pr.z_m, cfg.map_frame)
+        self._pub.publish(msg_from_posefix(out, MSG_TYPES))
         self.counts["published"] += 1
 
     def _status(self, now_s: float) -> list[InputStatus]:
