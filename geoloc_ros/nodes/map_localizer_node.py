@@ -4,7 +4,8 @@ In:  `image`, `camera_info` (required: an uncalibrated camera gives no fix),
      `odometry/global` (prior; preferred), `fix` (NavSatFix prior when no odometry),
      `imu` (gravity, for roll and pitch). Sensor-data QoS for sensors.
 Out: `map_localizer/fix` (PoseWithCovarianceStamped, base_link in `map`: x, y, yaw with
-     their covariance; z, roll, pitch carry 1e6 variances and must be left free),
+     their covariance; roll, pitch carry 1e6 variances and must be left free, and so
+     does z unless a drone's height search measured it: then z has its own variance),
      /diagnostics (inputs, fixes, multi-modal fixes withheld, frames dropped, latency).
 
 A worker thread takes the newest frame; older ones are dropped (and counted).
