@@ -447,6 +447,22 @@ def test_a_freed_height_leaves_the_fix_its_other_five_dof():
     assert np.allclose(info_free[:3, :3], info_used[:3, :3])
 
 
+_LEVEL = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def _at_rest_with_fixes(cfg: FusionConfig, fix_at) -> FusionEstimator:
+    """8 s standing still with a level IMU; every 0.2 s the fix `fix_at(k, t, z)` gives,
+    at z = 0 first (it starts the fusion) and 0.8 m above after."""
+    est = FusionEstimator(cfg)
+    g = np.array([0.0, 0.0, 9.80665])
+    for k in range(1600):
+        t = k * 0.005
+        est.on_imu(ImuSample(t, np.zeros(3), g))
+        if k % 40 == 0:
+            est.on_pose_fix(fix_at(k, t, 0.0 if k == 0 else 0.8))
+    return est
+
+
 @pytest.mark.parametrize("use_z", [True, False])
 def test_posenet_use_z_decides_whether_its_height_moves_the_state(use_z):
     """At rest, PoseNet fixes 0.8 m too high (sigma 0.5 m): taken, they lift the state
@@ -454,16 +470,11 @@ def test_posenet_use_z_decides_whether_its_height_moves_the_state(use_z):
     its sigma grows instead of shrinking."""
     cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
                        visual_standstill_period_s=0.0, posenet_use_z=use_z)  # fmt: skip
-    est = FusionEstimator(cfg)
     cov = np.diag([1.0, 1.0, 0.25, 0.01, 0.01, 0.01])
-    q = np.array([0.0, 0.0, 0.0, 1.0])
-    g = np.array([0.0, 0.0, 9.80665])
-    for k in range(1600):
-        t = k * 0.005
-        est.on_imu(ImuSample(t, np.zeros(3), g))
-        if k % 40 == 0:
-            z = 0.0 if k == 0 else 0.8
-            est.on_pose_fix(PoseFix(t, np.array([0.0, 0.0, z]), q, cov, dof=6, source="posenet"))
+    est = _at_rest_with_fixes(
+        cfg,
+        lambda k, t, z: PoseFix(t, np.array([0.0, 0.0, z]), _LEVEL, cov, dof=6, source="posenet"),
+    )
     z, sigma_z = est.state.p_m[2], np.sqrt(est.state.cov_pose_6x6[2, 2])
     assert est.counts["pose6_used"] >= 35
     if use_z:
@@ -479,17 +490,13 @@ def test_a_map_fix_moves_the_height_only_when_it_measured_one(var_z):
     to the other sensors, as every planar fix did before the height search."""
     cfg = FusionConfig(datum=list(quickdrive.DEFAULT_DATUM), use_wheel_speed=False,
                        visual_standstill_period_s=0.0)  # fmt: skip
-    est = FusionEstimator(cfg)
-    q = np.array([0.0, 0.0, 0.0, 1.0])
-    g = np.array([0.0, 0.0, 9.80665])
-    for k in range(1600):
-        t = k * 0.005
-        est.on_imu(ImuSample(t, np.zeros(3), g))
-        if k % 40 == 0:
-            z, vz = (0.0, 0.25) if k == 0 else (0.8, var_z)
-            cov = np.diag([1.0, 1.0, vz, 1e6, 1e6, 0.01])
-            est.on_pose_fix(PoseFix(t, np.array([0.0, 0.0, z]), q, cov, dof=3 if k else 6,
-                                    source="map_localizer"))  # fmt: skip
+
+    def fix(k, t, z):
+        cov = np.diag([1.0, 1.0, 0.25 if k == 0 else var_z, 1e6, 1e6, 0.01])
+        return PoseFix(t, np.array([0.0, 0.0, z]), _LEVEL, cov, dof=3 if k else 6,
+                       source="map_localizer")  # fmt: skip
+
+    est = _at_rest_with_fixes(cfg, fix)
     z, sigma_z = est.state.p_m[2], np.sqrt(est.state.cov_pose_6x6[2, 2])
     assert est.counts["pose3_used"] >= 35
     if var_z < 1e3:
