@@ -6,8 +6,9 @@ is scaled against the map and the match slides and splits (demo flight, 100-170 
 fused height drifts (the inertial vertical channel: 42 m in the demo's 60 s outage), so
 the localizer tries heights (1 + step)^k times the prior's, k = -n..n with n covering
 HEIGHT_SEARCH_SIGMAS of the prior's height sigma, and keeps the one whose volume holds
-the most evidence (log-sum-exp of its logits). The match score peaked within 5 % of the
-true height on every one of 151 frames of that flight (docs/neuralmap.md).
+the most evidence (log-sum-exp of its logits). On that flight the match score peaked at
+0.95-1.0x the true height on the frames read, once a second from 131 to 170 s (0.90
+twice, at 50 m): docs/neuralmap.md, "The height a nadir view measures".
 """
 
 from __future__ import annotations
