@@ -577,6 +577,36 @@ def test_runs_of_several_datasets_concatenate_and_drop_what_one_lacks():
     assert Runs.concatenate([runs(2, True), runs(3, False)]).mode_mass is None
 
 
+def test_the_bench_can_give_a_nadir_height_a_sigma_so_the_node_search_is_timed(tmp_path):
+    """run_samples passes the true height with the asked share of it as sigma (0 = none,
+    the recall protocol), which is what makes the localizer search heights."""
+    import cv2
+
+    from geoloc_ros.neuralmap.data import Sample
+    from geoloc_ros.neuralmap.evaluate import run_samples
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    samples = [Sample(tmp_path / "a.png", np.eye(3), np.eye(4), np.array([1.0, 2.0]),
+                      (0.0, 0.0, 0.3), h, 0) for h in (80.0, 50.0)]  # fmt: skip
+
+    class Recorder:
+        """Records what the bench asks for, then declines the frame (a counted rejection)."""
+
+        def __init__(self) -> None:
+            self.asked = []
+
+        def localize(self, rgb, K, roll_pitch, T_base_cam, prior, sigma, yaw_prior, height_m,
+                     height_sigma_m=0.0):  # fmt: skip
+            self.asked.append((height_m, height_sigma_m))
+            raise InputRejected("recorded", reason="test")
+
+    for frac, want in ((0.0, [0.0, 0.0]), (0.1, [8.0, 5.0])):
+        rec = Recorder()
+        runs = run_samples(rec, samples, 5.0, 0, progress=False, height_sigma_fraction=frac)
+        assert runs.rejected == 2 and [h for h, _ in rec.asked] == [80.0, 50.0]
+        assert [s for _, s in rec.asked] == pytest.approx(want)
+
+
 def test_height_factors_cover_the_prior_sigma_in_log_steps_and_stay_off_when_it_is_small():
     from geoloc_ros.neuralmap.height import height_factors
 

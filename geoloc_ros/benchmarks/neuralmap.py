@@ -19,6 +19,7 @@ import numpy as np
 
 from geoloc_ros.neuralmap.bundle import load_bundle
 from geoloc_ros.neuralmap.evaluate import Runs, fit_calibration, run_samples, summary
+from geoloc_ros.neuralmap.height import height_factors
 from geoloc_ros.neuralmap.localizer import MapLocalizer, MapLocalizerParams, shipped_model_dir
 
 
@@ -141,19 +142,34 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+# drone: the height's sigma as a share of it, for the node's search over 3 heights (GNSS
+# vertical sigma at 60-120 m) and its widest, 9 (the inertial height after an outage),
+# without and with a yaw prior (in the loop the fused yaw usually gives one)
+HEIGHT_SEARCH_CASES = (("height_search_3", None, 0.025), ("height_search_9", None, 0.10),
+                       ("height_search_9_yaw_prior_15deg", 3.0, 0.10))  # fmt: skip
+
+
 def _latency(params: MapLocalizerParams, samples, seed: int) -> dict:
     """Node setting (64 m window): 64 bins over 360 deg without a yaw prior, then the
-    `yaw_prior_bins` grid within +-15 deg of a yaw prior."""
+    `yaw_prior_bins` grid within +-15 deg of a yaw prior; for a drone also without a
+    yaw prior while searching 3 and 9 heights, and 9 with the yaw prior."""
     loc = MapLocalizer(replace(params, yaw_bins=64, window_m=64.0))
+    cases = [("no_yaw_prior", None, 0.0), ("yaw_prior_15deg", 3.0, 0.0)]
+    if params.platform == "drone":
+        cases += list(HEIGHT_SEARCH_CASES)
     out = {}
-    for name, yaw_sigma in (("no_yaw_prior", None), ("yaw_prior_15deg", 3.0)):
-        runs = run_samples(loc, samples, 5.0, seed, yaw_sigma, progress=False)
+    for name, yaw_sigma, height_frac in cases:
+        runs = run_samples(loc, samples, 5.0, seed, yaw_sigma, progress=False,
+                           height_sigma_fraction=height_frac)  # fmt: skip
         t = runs.timing_ms[1:] or runs.timing_ms  # the first frame builds caches
         out[name] = {k: float(np.median([x[k] for x in t])) for k in t[0]}
         out[name]["p95_total"] = float(np.percentile([x["total"] for x in t], 95))
         out[name]["frames"] = len(t)
         out[name]["yaw_bins_searched"] = loc.yaw_hypotheses_rad(
             None if yaw_sigma is None else 0.0).size  # fmt: skip
+        out[name]["heights_searched"] = height_factors(
+            100.0, 100.0 * height_frac, params.height_search_step,
+            params.height_search_max_steps).size if height_frac else 1  # fmt: skip
     return out
 
 

@@ -61,8 +61,12 @@ def volume_cov_of(fix) -> np.ndarray:
 
 
 def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_sigma_deg=None,
-                progress: bool = True) -> Runs:  # fmt: skip
-    """Localize every sample from a noisy prior; errors and raw covariances."""
+                progress: bool = True, height_sigma_fraction: float = 0.0) -> Runs:  # fmt: skip
+    """Localize every sample from a noisy prior; errors and raw covariances.
+
+    `height_sigma_fraction` > 0 gives the true height a sigma of that share of it, so a
+    nadir view searches heights as the node does when the fused height is uncertain
+    (the height itself stays the truth: the recall protocol is unchanged)."""
     from tqdm import tqdm  # noqa: PLC0415
 
     from geoloc_ros.neuralmap.data import load_rgb  # noqa: PLC0415
@@ -78,7 +82,9 @@ def run_samples(localizer, samples, prior_sigma_m: float, seed: int, yaw_prior_s
         try:
             f = localizer.localize(load_rgb(s.image_path), s.K, s.roll_pitch_yaw[:2],
                                    s.T_base_cam, prior, prior_sigma_m, yaw_prior,
-                                   s.height_above_ground_m)  # fmt: skip
+                                   s.height_above_ground_m,
+                                   height_sigma_m=height_sigma_fraction
+                                   * (s.height_above_ground_m or 0.0))  # fmt: skip
         except InputRejected:
             rejected += 1
             continue
