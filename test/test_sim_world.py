@@ -528,7 +528,7 @@ def test_survey_headings_fly_east_west_lines_and_any_is_uniform(hilly):
     def near_line_fraction(heading: str) -> float:
         yaw = []
         for i in range(600):
-            T = _drone_pose(world, band, np.random.default_rng([3, i]), heading)
+            T = _drone_pose(world, band, np.random.default_rng([3, i]), heading, (50.0, 120.0))
             yaw.append(np.arctan2(T[1, 0], T[0, 0]))
         off = np.abs(np.angle(np.exp(2j * np.asarray(yaw)))) / 2  # to the nearest of 0, pi
         return float(np.mean(off < np.radians(20.0)))
@@ -538,6 +538,21 @@ def test_survey_headings_fly_east_west_lines_and_any_is_uniform(hilly):
     assert 0.12 < anywhere < 0.33  # uniform: 40 of 180 deg
     with pytest.raises(ConfigError, match="drone heading"):
         DatasetConfig(platform="drone", drone_heading="north")
+
+
+def test_drone_samples_fly_inside_the_altitude_band(hilly):
+    world, _ = hilly
+    band = (-world.half_m, world.half_m)
+    agl = []
+    for i in range(300):
+        T = _drone_pose(world, band, np.random.default_rng([5, i]), "any", (50.0, 70.0))
+        agl.append(T[2, 3] - float(world.terrain.height(T[0, 3], T[1, 3])))
+    assert 50.0 <= min(agl) and max(agl) <= 70.0
+    assert max(agl) - min(agl) > 15.0  # spread over the band, not pinned to one end
+    with pytest.raises(ConfigError, match="altitude"):
+        DatasetConfig(platform="drone", drone_altitude_m=(10.0, 70.0))
+    with pytest.raises(ConfigError, match="altitude"):
+        DatasetConfig(platform="drone", drone_altitude_m=(90.0, 70.0))
 
 
 def test_a_split_band_too_narrow_names_the_fraction_that_fits(hilly):

@@ -88,6 +88,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         drone_camera=args.drone_camera,
         split_by=args.split_by,
         drone_heading=args.drone_heading,
+        drone_altitude_m=_altitude_range(args.drone_altitude),
         fractions=tuple(args.fractions),
     )
     world = World.load(args.world)
@@ -149,6 +150,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default="any",
         help="any (uniform yaw, default) or survey (east/west lines as the simulated "
         "survey flights fly, 10%% at any heading)",
+    )
+    p.add_argument(
+        "--drone-altitude", default="50:120", metavar="MIN:MAX", help="metres above ground"
     )
     p.add_argument(
         "--split-by",

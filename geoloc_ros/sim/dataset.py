@@ -68,6 +68,9 @@ class DatasetConfig:
     # any: uniform yaw; survey: the simulator's survey flights (lines east or west, a few
     # transit legs at any heading), the distribution a PoseNet of the area is used on
     drone_heading: str = "any"
+    # metres above ground the drone's samples fly at (uniform); a narrower band trains
+    # the heights a user flies, or the low flights where the localizer errs most
+    drone_altitude_m: tuple[float, float] = (50.0, 120.0)
 
     def __post_init__(self) -> None:
         if self.split_by not in ("area", "sample"):
@@ -75,6 +78,12 @@ class DatasetConfig:
         if self.drone_heading not in DRONE_HEADINGS:
             raise ConfigError(
                 f"drone heading must be one of {DRONE_HEADINGS}, got {self.drone_heading!r}"
+            )
+        lo, hi = self.drone_altitude_m
+        if not 30.0 <= lo <= hi <= 150.0:
+            raise ConfigError(
+                f"drone altitude {lo}-{hi} m above ground is outside 30-150 m "
+                "(below that it would hit buildings and trees)"
             )
         if self.platform not in ("car", "drone"):
             raise ConfigError(f"unknown platform {self.platform!r}; car or drone")
@@ -181,10 +190,12 @@ def _car_pose(world: World, band, rng: np.random.Generator) -> np.ndarray:
     raise ConfigError(f"no road inside the band {band}")
 
 
-def _drone_pose(world: World, band, rng: np.random.Generator, heading: str) -> np.ndarray:
+def _drone_pose(
+    world: World, band, rng: np.random.Generator, heading: str, altitude_m: tuple[float, float]
+) -> np.ndarray:
     x = rng.uniform(*band)
     y = rng.uniform(-world.half_m + 10, world.half_m - 10)
-    z = float(world.terrain.height(x, y)) + rng.uniform(50.0, 120.0)
+    z = float(world.terrain.height(x, y)) + rng.uniform(*altitude_m)
     roll, pitch = rng.normal(0.0, np.radians(3.0), 2)
     yaw = rng.uniform(-np.pi, np.pi)
     if heading == "survey" and rng.uniform() >= SURVEY_TRANSIT_FRACTION:
@@ -249,7 +260,7 @@ def _sample(world, cfg: DatasetConfig, band, sampler, renderer, si: int, i: int,
     if cfg.platform == "car":
         T_world_base = _car_pose(world, band, rng)
     else:
-        T_world_base = _drone_pose(world, band, rng, cfg.drone_heading)
+        T_world_base = _drone_pose(world, band, rng, cfg.drone_heading, cfg.drone_altitude_m)
     T_world_cam = T_world_base @ cfg.mount.T_base_cam
     look = Appearance.random(rng)
     img = renderer.render(cfg.camera, T_world_cam, look, rng).rgb
