@@ -547,7 +547,7 @@ def test_drone_samples_fly_inside_the_altitude_band(hilly):
     for i in range(300):
         T = _drone_pose(world, band, np.random.default_rng([5, i]), "any", (50.0, 70.0))
         agl.append(T[2, 3] - float(world.terrain.height(T[0, 3], T[1, 3])))
-    assert 50.0 <= min(agl) and max(agl) <= 70.0
+    assert min(agl) >= 50.0 and max(agl) <= 70.0
     assert max(agl) - min(agl) > 15.0  # spread over the band, not pinned to one end
     with pytest.raises(ConfigError, match="altitude"):
         DatasetConfig(platform="drone", drone_altitude_m=(10.0, 70.0))
