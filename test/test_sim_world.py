@@ -25,7 +25,7 @@ from geoloc_ros.errors import ConfigError, GeolocError
 from geoloc_ros.posenet.halfturn import check_half_turn, half_turn_poses
 from geoloc_ros.sim.appearance import Appearance
 from geoloc_ros.sim.camera import CAR_CAMERA, DRONE_CAMERA, DRONE_NADIR_MOUNT
-from geoloc_ros.sim.dataset import DatasetConfig, _drone_pose
+from geoloc_ros.sim.dataset import DatasetConfig, _car_pose, _drone_pose, _route_pose
 from geoloc_ros.sim.layout import Building, LayoutConfig, Surface
 from geoloc_ros.sim.world import World, WorldConfig, write_world
 
@@ -553,6 +553,42 @@ def test_drone_samples_fly_inside_the_altitude_band(hilly):
         DatasetConfig(platform="drone", drone_altitude_m=(10.0, 70.0))
     with pytest.raises(ConfigError, match="altitude"):
         DatasetConfig(platform="drone", drone_altitude_m=(90.0, 70.0))
+
+
+def test_route_poses_turn_through_junctions_where_road_poses_never_do(hilly):
+    """Road poses follow a road's heading (4 deg sigma); poses along planned drives also
+    turn through junctions, as the drives a PoseNet is used on do. Both stay on roads."""
+    from shapely.geometry import LineString
+
+    world, _ = hilly
+    band = (-world.half_m, world.half_m)
+    lines = [LineString(r.centerline_m) for r in world.layout.roads]
+
+    def off_axis_deg(T: np.ndarray) -> tuple[float, float]:
+        """(distance to the nearest road, heading off the axis of the closest-aligned
+        road within 8 m: at a junction a car on either road counts as on-axis)."""
+        p = Point(T[0, 3], T[1, 3])
+        yaw = np.arctan2(T[1, 0], T[0, 0])
+        off = []
+        for line in (ln for ln in lines if ln.distance(p) < 8.0):
+            a = line.interpolate(max(line.project(p) - 1.0, 0.0))
+            b = line.interpolate(min(line.project(p) + 1.0, line.length))
+            d = np.angle(np.exp(2j * (yaw - np.arctan2(b.y - a.y, b.x - a.x))))
+            off.append(np.degrees(np.abs(d)) / 2)
+        return min(ln.distance(p) for ln in lines), min(off, default=90.0)
+
+    road = np.array([off_axis_deg(_car_pose(world, band, np.random.default_rng([7, i])))
+                     for i in range(150)])  # fmt: skip
+    route = np.array([off_axis_deg(_route_pose(world, band, np.random.default_rng([8, i])))
+                      for i in range(150)])  # fmt: skip
+    widest = max(r.width_m for r in world.layout.roads)
+    assert road[:, 0].max() < widest and np.percentile(route[:, 0], 90) < widest
+    turning = float(np.mean(route[:, 1] > 15.0))
+    print(f"share more than 15 deg off every nearby road's axis: road poses "
+          f"{np.mean(road[:, 1] > 15.0):.1%}, route poses {turning:.1%}")  # fmt: skip
+    assert np.mean(road[:, 1] > 15.0) < 0.02 and turning > 0.05
+    with pytest.raises(ConfigError, match="car_route_fraction"):
+        DatasetConfig(car_route_fraction=1.5)
 
 
 def test_a_split_band_too_narrow_names_the_fraction_that_fits(hilly):

@@ -89,6 +89,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         split_by=args.split_by,
         drone_heading=args.drone_heading,
         drone_altitude_m=_altitude_range(args.drone_altitude),
+        car_route_fraction=args.car_route_fraction,
         fractions=tuple(args.fractions),
     )
     world = World.load(args.world)
@@ -154,6 +155,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--drone-altitude", default="50:120", metavar="MIN:MAX", help="metres above ground"
     )
+    p.add_argument("--car-route-fraction", type=float, default=0.0, metavar="F",
+                   help="share of car samples posed along planned drives (turns at junctions, "
+                   "stops) instead of on a road with its heading")  # fmt: skip
     p.add_argument(
         "--split-by",
         default="area",

@@ -71,6 +71,11 @@ class DatasetConfig:
     # metres above ground the drone's samples fly at (uniform); a narrower band trains
     # the heights a user flies, or the low flights where the localizer errs most
     drone_altitude_m: tuple[float, float] = (50.0, 120.0)
+    # share of car samples posed along planned drives (sim.route) instead of on a road
+    # with its heading: turns at junctions, stops and starts, as a drive meets them. At 0
+    # the demo world's PoseNet was 12-225 m off (3 s medians) through the held-out drive's
+    # turns against about 1 m between them (docs/posenet.md)
+    car_route_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.split_by not in ("area", "sample"):
@@ -84,6 +89,10 @@ class DatasetConfig:
             raise ConfigError(
                 f"drone altitude {lo}-{hi} m above ground is outside 30-150 m "
                 "(below that it would hit buildings and trees)"
+            )
+        if not 0.0 <= self.car_route_fraction <= 1.0:
+            raise ConfigError(
+                f"car_route_fraction must be in [0, 1], got {self.car_route_fraction}"
             )
         if self.platform not in ("car", "drone"):
             raise ConfigError(f"unknown platform {self.platform!r}; car or drone")
@@ -190,6 +199,27 @@ def _car_pose(world: World, band, rng: np.random.Generator) -> np.ndarray:
     raise ConfigError(f"no road inside the band {band}")
 
 
+ROUTE_SAMPLE_LENGTH_M = 150.0  # a route pose's drive: a road or two and a junction between
+
+
+def _route_pose(world: World, band, rng: np.random.Generator) -> np.ndarray:
+    """base_link at a random time of a short planned drive (the drives' own planner and
+    car model): turning through junctions, waiting at stops, as often as a drive does."""
+    from geoloc_ros.sim.route import plan_route  # noqa: PLC0415
+    from geoloc_ros.sim.trajectory import CarTrajectory  # noqa: PLC0415
+
+    for _ in range(200):
+        route = plan_route(world.layout, rng, ROUTE_SAMPLE_LENGTH_M)
+        traj = CarTrajectory.from_route(route.xy_m, world.terrain, stops_s_m=route.stops_s_m)
+        st = traj.state(np.array([rng.uniform(traj.t0_s, traj.t1_s)]))
+        x, y = st.p_m[0, :2]
+        if band[0] <= x <= band[1] and abs(y) < world.half_m - 5:
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = st.R_world_base[0], st.p_m[0]
+            return T
+    raise ConfigError(f"no planned drive passes through the band {band}")
+
+
 def _drone_pose(
     world: World, band, rng: np.random.Generator, heading: str, altitude_m: tuple[float, float]
 ) -> np.ndarray:
@@ -257,7 +287,13 @@ def write_dataset(world: World, cfg: DatasetConfig, out: Path, progress: bool = 
 
 def _sample(world, cfg: DatasetConfig, band, sampler, renderer, si: int, i: int, d: Path, cv2):
     rng = np.random.default_rng([cfg.seed, si, i])
-    if cfg.platform == "car":
+    if (
+        cfg.platform == "car"
+        and cfg.car_route_fraction > 0
+        and rng.random() < cfg.car_route_fraction
+    ):
+        T_world_base = _route_pose(world, band, rng)
+    elif cfg.platform == "car":
         T_world_base = _car_pose(world, band, rng)
     else:
         T_world_base = _drone_pose(world, band, rng, cfg.drone_heading, cfg.drone_altitude_m)
