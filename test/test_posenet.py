@@ -347,6 +347,8 @@ def test_fine_tuning_starts_from_the_given_model_and_refuses_one_that_does_not_f
     train_posenet(posed, tmp_path / "fresh", dataclasses.replace(still, init=""), progress=False)
     tuned, fresh = load_bundle(tmp_path / "tuned"), load_bundle(tmp_path / "fresh")
     assert tuned.config.anchors_xy_m == base.config.anchors_xy_m
+    assert tuned.training["init"] == base.training  # the card carries the recipe it started from
+    assert "init" not in fresh.training
     weights = [k for k in base.state if k.endswith("weight") and base.state[k].ndim > 1]
     assert weights
     for k in weights:  # at lr 1e-9 the weights stay the init's, not a fresh draw

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from geoloc_ros.errors import ConfigError
-from geoloc_ros.posenet.bundle import PoseNetBundle, state_of
+from geoloc_ros.modelcard import read_card
+from geoloc_ros.posenet.bundle import CARD, FORMAT, PoseNetBundle, state_of
 from geoloc_ros.posenet.data import load_splits, to_tensor_batch
 from geoloc_ros.posenet.evaluate import errors, features, predict, summary
 from geoloc_ros.posenet.halfturn import check_half_turn, half_turn_poses
@@ -266,5 +267,8 @@ def _finish(model, cfg, tc, data, out, train, val, train_s, progress, command) -
         "command": command, "data": _data_names(data), "train_samples": len(train),
         "val_samples": len(val), "config": _tc_dict(tc), "seconds": round(train_s, 1),
     }  # fmt: skip
+    if tc.init:  # the run it started from, and so on back: the whole recipe in one card
+        bundle.training["init"] = read_card(Path(tc.init) / CARD, "posenet", FORMAT,
+                                            "PoseNet model").get("training", {})  # fmt: skip
     bundle.save(out)
     return bundle
