@@ -76,3 +76,13 @@ CAR_MOUNT = CameraMount((1.2, 0.0, 1.5), 3.0)
 DRONE_CAMERA = PinholeCamera.from_hfov(320, 240, 75.0)
 DRONE_NADIR_MOUNT = CameraMount((0.1, 0.0, -0.15), 90.0)
 DRONE_OBLIQUE_MOUNT = CameraMount((0.1, 0.0, -0.15), 45.0)
+
+
+def check_drone_altitude(altitude_m: tuple[float, float]) -> None:
+    """A simulated drone's (min, max) metres above ground, as drives and datasets take it."""
+    lo, hi = altitude_m
+    if not 30.0 <= lo <= hi <= 150.0:
+        raise ConfigError(
+            f"drone altitude {lo}-{hi} m above ground is outside 30-150 m "
+            "(below that it would hit buildings and trees)"
+        )

@@ -37,6 +37,7 @@ from geoloc_ros.sim.camera import (
     DRONE_CAMERA,
     DRONE_NADIR_MOUNT,
     DRONE_OBLIQUE_MOUNT,
+    check_drone_altitude,
 )
 from geoloc_ros.sim.world import World
 
@@ -84,12 +85,7 @@ class DatasetConfig:
             raise ConfigError(
                 f"drone heading must be one of {DRONE_HEADINGS}, got {self.drone_heading!r}"
             )
-        lo, hi = self.drone_altitude_m
-        if not 30.0 <= lo <= hi <= 150.0:
-            raise ConfigError(
-                f"drone altitude {lo}-{hi} m above ground is outside 30-150 m "
-                "(below that it would hit buildings and trees)"
-            )
+        check_drone_altitude(self.drone_altitude_m)
         if not 0.0 <= self.car_route_fraction <= 1.0:
             raise ConfigError(
                 f"car_route_fraction must be in [0, 1], got {self.car_route_fraction}"

@@ -33,6 +33,7 @@ from geoloc_ros.sim.camera import (
     R_FLU_RDF,
     CameraMount,
     PinholeCamera,
+    check_drone_altitude,
 )
 from geoloc_ros.sim.world import GENERATOR_VERSION, World
 
@@ -63,12 +64,7 @@ class DriveConfig:
             raise ConfigError(f"seed must be non-negative, got {self.seed}")
         if not (self.camera_rate_hz == 0.0 or 10.0 <= self.camera_rate_hz <= 20.0):
             raise ConfigError(f"camera rate must be 0 or 10-20 Hz, got {self.camera_rate_hz}")
-        lo, hi = self.drone_altitude_m
-        if not 30.0 <= lo <= hi <= 150.0:
-            raise ConfigError(
-                f"drone altitude {lo}-{hi} m above ground is outside 30-150 m "
-                "(below that it would hit buildings and trees)"
-            )
+        check_drone_altitude(self.drone_altitude_m)
         if self.drone_camera not in ("nadir", "oblique"):
             raise ConfigError(f"drone camera must be nadir or oblique, got {self.drone_camera!r}")
         if self.appearance not in ("random", "map"):
