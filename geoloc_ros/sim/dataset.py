@@ -283,16 +283,12 @@ def write_dataset(world: World, cfg: DatasetConfig, out: Path, progress: bool = 
 
 def _sample(world, cfg: DatasetConfig, band, sampler, renderer, si: int, i: int, d: Path, cv2):
     rng = np.random.default_rng([cfg.seed, si, i])
-    if (
-        cfg.platform == "car"
-        and cfg.car_route_fraction > 0
-        and rng.random() < cfg.car_route_fraction
-    ):
-        T_world_base = _route_pose(world, band, rng)
-    elif cfg.platform == "car":
-        T_world_base = _car_pose(world, band, rng)
-    else:
+    if cfg.platform == "drone":
         T_world_base = _drone_pose(world, band, rng, cfg.drone_heading, cfg.drone_altitude_m)
+    elif cfg.car_route_fraction > 0 and rng.random() < cfg.car_route_fraction:
+        T_world_base = _route_pose(world, band, rng)
+    else:
+        T_world_base = _car_pose(world, band, rng)
     T_world_cam = T_world_base @ cfg.mount.T_base_cam
     look = Appearance.random(rng)
     img = renderer.render(cfg.camera, T_world_cam, look, rng).rgb
